@@ -48,9 +48,7 @@ Item = tuple[str, str, str]  # instruction, long response body, answer
 
 def _capital(rng: random.Random) -> Item:
     country, capital, continent = rng.choice(COUNTRIES)
-    q = rng.choice(
-        [f"What is the capital of {country}?", f"Name the capital city of {country}."]
-    )
+    q = rng.choice([f"What is the capital of {country}?", f"Name the capital city of {country}."])
     body = (
         f"The question asks for the capital city of {country}. {country} is a country in "
         f"{continent}. The seat of its government is the city of {capital}, so {capital} is "
@@ -109,6 +107,22 @@ def _next(rng: random.Random) -> Item:
     return q, body, str(n + 1)
 
 
+def _before(rng: random.Random) -> Item:
+    n = rng.randint(2, 99)
+    q = rng.choice([f"What number comes before {n}?", f"What is the number just before {n}?"])
+    body = f"Counting down by one from {n}, the number before it is {n} - 1 = {n - 1}."
+    return q, body, str(n - 1)
+
+
+def _double(rng: random.Random) -> Item:
+    n = rng.randint(1, 49)
+    q = rng.choice([f"What is double {n}?", f"What is twice {n}?"])
+    body = (
+        f"Doubling means adding a number to itself: {n} + {n} = {2 * n}. So double {n} is {2 * n}."
+    )
+    return q, body, str(2 * n)
+
+
 SKILLS: dict[str, Callable[[random.Random], Item]] = {
     "capital": _capital,
     "continent": _continent,
@@ -116,6 +130,8 @@ SKILLS: dict[str, Callable[[random.Random], Item]] = {
     "compare": _compare,
     "parity": _parity,
     "next": _next,
+    "before": _before,
+    "double": _double,
 }
 
 

@@ -1,0 +1,217 @@
+"""The `profuser` command: validate, run, demo, world, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from profuser.errors import UserError
+
+log = logging.getLogger("profuser")
+REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+# `demo --quick`: sources, CSFT, Fuse and ProFuser with one seed.
+QUICK_OVERRIDES = ["variants=[csft, fuse]"]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("transformers", "datasets", "httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _parse_shard(text: str | None) -> tuple[int, int]:
+    if not text:
+        return (0, 1)
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise UserError(f"--shard {text!r}: need 0 <= i < n")
+    return (i, n)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from profuser.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    print(
+        f"{args.config}: ok ({len(cfg.sources)} sources, target {cfg.target}, schedule "
+        f"{cfg.schedule if isinstance(cfg.schedule, str) else 'custom'})"
+    )
+    return 0
+
+
+def _run(
+    cfg_path: str,
+    overrides: list[str],
+    out: str | None,
+    stage: str | None,
+    force: bool,
+    shard: str | None,
+) -> Path:
+    from profuser.config import load_config
+    from profuser.pipeline import run_pipeline
+    from profuser.world.resolve import materialize_world
+
+    cfg = load_config(cfg_path, overrides)
+    cfg, _ = materialize_world(cfg)
+    run_dir = Path(out or cfg.output_dir)
+    run_pipeline(cfg, run_dir, only=stage, force=force, shard=_parse_shard(shard))
+    return run_dir
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    run_dir = _run(args.config, args.overrides, args.out, args.stage, args.force, args.shard)
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def _print_accuracy(world_dir: Path) -> None:
+    meta = json.loads((world_dir / "world.json").read_text())
+    acc = meta.get("accuracy") or {}
+    if not acc:
+        return
+    skills = sorted(next(iter(acc.values())))
+    print("\nHeld-out accuracy of the tiny sources, per skill (greedy, exact match):")
+    print(f"{'source':<18}" + "".join(f"{s:>10}" for s in skills) + f"{'mean':>8}")
+    for name, row in acc.items():
+        mean = sum(row.values()) / len(row)
+        print(f"{name:<18}" + "".join(f"{row[s]:>10.2f}" for s in skills) + f"{mean:>8.2f}")
+
+
+def cmd_world(args: argparse.Namespace) -> int:
+    from profuser.world.build import build_world
+    from profuser.world.resolve import world_spec_from
+
+    spec = world_spec_from(dict(_kv(args.overrides)))
+    d = build_world(spec)
+    print(f"tiny world: {d}")
+    _print_accuracy(d)
+    return 0
+
+
+def _kv(items: list[str]):
+    import yaml
+
+    for it in items:
+        if "=" not in it:
+            raise UserError(f"option {it!r} is not key=value")
+        k, v = it.split("=", 1)
+        yield k, yaml.safe_load(v)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from profuser.config import load_config
+    from profuser.world.resolve import materialize_world
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    started = time.time()
+    cfg_path = REPO_CONFIGS / "demo.yaml"
+    out = Path(args.out or ("runs/demo-quick" if args.quick else "runs/demo"))
+    overrides = [*(QUICK_OVERRIDES if args.quick else []), *args.overrides]
+    cfg = load_config(cfg_path, overrides)
+    _, world_dir = materialize_world(cfg)
+    _print_accuracy(world_dir)
+    _run(str(cfg_path), overrides, str(out), None, args.force, None)
+    from profuser.report_text import print_run_summary
+
+    print_run_summary(out)
+    print(f"\ndemo finished in {time.time() - started:.0f} s; run directory: {out}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from profuser.bench.registry import available
+
+    benches = available()
+    names = args.names or list(benches)
+    unknown = [n for n in names if n not in benches]
+    if unknown:
+        raise UserError(f"unknown benchmark {unknown[0]!r}; available: {', '.join(benches)}")
+    figures: dict = {}
+    for n in names:
+        log.info("bench %s", n)
+        figures.update(benches[n]())
+    if args.json:
+        print(json.dumps(figures, indent=1, sort_keys=True))
+    else:
+        for k, v in sorted(figures.items()):
+            print(f"{k:<45} {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="profuser", description="Progressive fusion of heterogeneous LLMs."
+    )
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="check a run config (and key=value overrides)")
+    v.add_argument("config")
+    v.add_argument("overrides", nargs="*", metavar="key=value")
+    v.set_defaults(fn=cmd_validate)
+
+    r = sub.add_parser("run", help="run the pipeline stages in order, skipping complete ones")
+    r.add_argument("config")
+    r.add_argument("overrides", nargs="*", metavar="key=value")
+    r.add_argument("--out", help="run directory (default: output_dir of the config)")
+    r.add_argument("--stage", help="run only this stage (its upstream must be complete)")
+    r.add_argument(
+        "--force", action="store_true", help="accept a run directory made by another config"
+    )
+    r.add_argument(
+        "--shard", help="i/n: this process handles shard i of n (teacher, generate, score)"
+    )
+    r.set_defaults(fn=cmd_run)
+
+    d = sub.add_parser("demo", help="the tiny-world demo, end to end, offline")
+    d.add_argument("overrides", nargs="*", metavar="key=value")
+    d.add_argument("--out")
+    d.add_argument(
+        "--quick", action="store_true", help="sources, CSFT, Fuse and ProFuser, one seed"
+    )
+    d.add_argument("--force", action="store_true")
+    d.set_defaults(fn=cmd_demo)
+
+    w = sub.add_parser(
+        "world", help="build (or reuse) the tiny world and print its sources' skills"
+    )
+    w.add_argument("overrides", nargs="*", metavar="key=value")
+    w.set_defaults(fn=cmd_world)
+
+    b = sub.add_parser("bench", help="benchmarks; prints figures measured side by side")
+    b.add_argument("names", nargs="*")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.fn(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted: completed stages and shards are kept; run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Build the tiny world: data, three kinds of tokenizer, four small source models.
+
+Everything is seeded and saved with `save_pretrained`; the pipeline loads it
+back only through the Auto classes, exactly as it loads 7B models. A world is
+built once per spec and cached (``PROFUSER_CACHE`` or ``~/.cache/profuser``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import (
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MptConfig,
+    MptForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from profuser.chat import encode_turn
+from profuser.chat_templates import get_chat_template
+from profuser.world.skills import (
+    SKILLS,
+    UNSEEN_HELDOUT_SKILLS,
+    WorldExample,
+    generate_examples,
+    split_world,
+)
+from profuser.world.tokenizers import build_tokenizer
+
+WORLD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One tiny source: architecture, tokenizer kind, chat template and skill mix."""
+
+    name: str
+    arch: str  # llama | mpt | gpt_neox
+    tokenizer: str  # byte_bpe | metaspace_bpe | wordpiece
+    chat_template: str
+    strong: tuple[str, ...]  # skills trained with full weight; the rest get `weak_weight`
+
+
+DEFAULT_SOURCES: tuple[SourceSpec, ...] = (
+    SourceSpec("vicuna-like", "llama", "byte_bpe", "vicuna_v1.1", ("capital", "add")),
+    SourceSpec("llama-chat-like", "llama", "byte_bpe", "llama-2", ("continent", "compare")),
+    SourceSpec("mpt-like", "mpt", "metaspace_bpe", "chatml", ("parity", "next")),
+    SourceSpec("neox-like", "gpt_neox", "wordpiece", "alpaca", ("before", "double")),
+)
+
+TOKENIZER_SIZES = {"byte_bpe": 512, "metaspace_bpe": 640, "wordpiece": 400}
+EXTRA_SPECIALS = {"chatml": ("<|im_start|>", "<|im_end|>")}
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Everything a world depends on; its hash names the cache directory."""
+
+    seed: int = 0
+    n_train: int = 1200  # fusion training set (long GT answers)
+    n_heldout_per_skill: int = 30
+    n_source_examples: int = 2400  # per source, in its skill mix
+    weak_weight: float = 0.04
+    long_answer_share: float = 0.25  # share of source training answers that are long GT text
+    hidden: int = 128
+    layers: int = 2
+    steps: int = 500
+    batch: int = 32
+    lr: float = 3e-3
+    sources: tuple[SourceSpec, ...] = DEFAULT_SOURCES
+    version: int = WORLD_VERSION
+    extra: dict = field(default_factory=dict)
+
+    def key(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("PROFUSER_CACHE", Path.home() / ".cache" / "profuser"))
+
+
+def _model(arch: str, tok: PreTrainedTokenizerBase, spec: WorldSpec) -> PreTrainedModel:
+    ids = {
+        "bos_token_id": tok.bos_token_id,
+        "eos_token_id": tok.eos_token_id,
+        "pad_token_id": tok.pad_token_id,
+    }
+    h = spec.hidden
+    if arch == "llama":
+        cfg = LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=h,
+            intermediate_size=3 * h,
+            num_hidden_layers=spec.layers,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=1024,
+            tie_word_embeddings=False,
+            **ids,
+        )
+        return LlamaForCausalLM(cfg)
+    if arch == "mpt":
+        # Like the real MPT, the embedding is padded past the tokenizer's size.
+        cfg = MptConfig(
+            vocab_size=64 * math.ceil(len(tok) / 64) + 64,
+            d_model=h,
+            n_heads=4,
+            n_layers=spec.layers,
+            expansion_ratio=3,
+            max_seq_len=1024,
+            **ids,
+        )
+        return MptForCausalLM(cfg)
+    if arch == "gpt_neox":
+        cfg = GPTNeoXConfig(
+            vocab_size=len(tok),
+            hidden_size=h,
+            num_attention_heads=4,
+            num_hidden_layers=spec.layers,
+            intermediate_size=3 * h,
+            max_position_embeddings=1024,
+            tie_word_embeddings=False,
+            **ids,
+        )
+        return GPTNeoXForCausalLM(cfg)
+    raise ValueError(f"unknown architecture {arch!r}")
+
+
+def _source_examples(
+    src: SourceSpec, spec: WorldSpec, exclude: set[str]
+) -> list[tuple[WorldExample, str]]:
+    weights = {k: (1.0 if k in src.strong else spec.weak_weight) for k in SKILLS}
+    exs = generate_examples(spec.n_source_examples, spec.seed, f"src-{src.name}", weights, exclude)
+    rng = random.Random(f"{spec.seed}-{src.name}-style")
+    return [(e, e.response if rng.random() < spec.long_answer_share else e.short) for e in exs]
+
+
+def train_source(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    data: list[tuple[WorldExample, str]],
+    spec: WorldSpec,
+    desc: str,
+) -> list[float]:
+    """Plain SFT on the source's own chat format (answers only); returns the loss curve."""
+    rows = []
+    for ex, answer in data:
+        turn = encode_turn(tok, ex.system, ex.instruction, answer)
+        labels = [-100] * len(turn.prompt_ids) + turn.answer_ids + turn.suffix_ids
+        rows.append((turn.input_ids, labels))
+    gen = torch.Generator().manual_seed(spec.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.0)
+    warm = max(1, spec.steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda s: (
+            min(1.0, (s + 1) / warm)
+            * 0.5
+            * (1 + math.cos(math.pi * min(s, spec.steps) / spec.steps))
+        ),
+    )
+    model.train()
+    losses = []
+    perm: list[int] = []
+    for _ in tqdm(range(spec.steps), desc=desc, leave=False):
+        if len(perm) < spec.batch:
+            perm += torch.randperm(len(rows), generator=gen).tolist()
+        idx, perm = perm[: spec.batch], perm[spec.batch :]
+        width = max(len(rows[i][0]) for i in idx)
+        ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
+        lab = torch.full((len(idx), width), -100, dtype=torch.long)
+        att = torch.zeros((len(idx), width), dtype=torch.long)
+        for r, i in enumerate(idx):
+            x, y = rows[i]
+            ids[r, : len(x)] = torch.tensor(x)
+            lab[r, : len(y)] = torch.tensor(y)
+            att[r, : len(x)] = 1
+        loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    model.eval()
+    return losses
+
+
+def _write_jsonl(path: Path, examples: list[WorldExample]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for e in examples:
+            row = {
+                "id": e.id,
+                "system_prompt": e.system,
+                "question": e.instruction,
+                "response": e.response,
+                "skill": e.skill,
+                "answer": e.answer,
+                "short": e.short,
+            }
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def build_world(
+    spec: WorldSpec | None = None, root: Path | None = None, check: bool = True
+) -> Path:
+    """Build (or reuse) the world for ``spec``; returns its directory."""
+    spec = spec or WorldSpec()
+    root = root or cache_root()
+    final = root / f"world-{spec.key()}"
+    if (final / "world.json").is_file():
+        return final
+    tmp = root / f".world-{spec.key()}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "data").mkdir(parents=True)
+    train, heldout = split_world(spec.n_train, spec.n_heldout_per_skill, spec.seed)
+    _write_jsonl(tmp / "data" / "train.jsonl", train)
+    _write_jsonl(tmp / "data" / "heldout.jsonl", heldout)
+    exclude = {e.instruction for e in heldout if e.skill in UNSEEN_HELDOUT_SKILLS}
+
+    corpus = [t for e in train for t in (e.system, e.instruction, e.response)]
+    corpus += [
+        f"{e.instruction} {e.response} {e.short}"
+        for e in generate_examples(2000, spec.seed, "corpus")
+    ]
+    tokenizers: dict[str, PreTrainedTokenizerBase] = {}
+    losses: dict[str, list[float]] = {}
+    for i, src in enumerate(spec.sources):
+        tpl = get_chat_template(src.chat_template)
+        extra = EXTRA_SPECIALS.get(src.chat_template, ())
+        key = (src.tokenizer, extra)
+        if key not in tokenizers:
+            tokenizers[key] = build_tokenizer(
+                src.tokenizer, corpus, TOKENIZER_SIZES[src.tokenizer], extra
+            )
+        tok = tokenizers[key]
+        tok.chat_template = tpl
+        torch.manual_seed(spec.seed * 1000 + i)
+        model = _model(src.arch, tok, spec)
+        data = _source_examples(src, spec, exclude)
+        losses[src.name] = train_source(model, tok, data, spec, f"train {src.name}")
+        out = tmp / "models" / src.name
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
+    meta = {
+        "spec": asdict(spec),
+        "key": spec.key(),
+        "final_loss": {k: v[-1] for k, v in losses.items()},
+    }
+    if check:
+        from profuser.world.check import skill_accuracy
+
+        meta["accuracy"] = {
+            src.name: skill_accuracy(tmp / "models" / src.name, tmp / "data" / "heldout.jsonl")
+            for src in spec.sources
+        }
+    (tmp / "world.json").write_text(json.dumps(meta, indent=1))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final

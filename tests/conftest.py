@@ -1,0 +1,29 @@
+"""Shared fixtures: offline Hugging Face, the tiny world (built once per machine and cached)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def world_dir() -> Path:
+    """The default tiny world (the demo's), with its accuracy check; cached across runs."""
+    from profuser.world.build import WorldSpec, build_world
+
+    return build_world(WorldSpec())
+
+
+@pytest.fixture(scope="session")
+def mini_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A very small, barely trained world for fast plumbing tests (no accuracy check)."""
+    from profuser.world.build import WorldSpec, build_world
+
+    spec = WorldSpec(n_train=40, n_heldout_per_skill=3, n_source_examples=64, steps=4, batch=8)
+    return build_world(spec, root=tmp_path_factory.mktemp("mini-world"), check=False)
