@@ -40,7 +40,7 @@ from profuser.world.skills import (
 )
 from profuser.world.tokenizers import build_tokenizer
 
-WORLD_VERSION = 1
+WORLD_VERSION = 2
 
 
 @dataclass(frozen=True)

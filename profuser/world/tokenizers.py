@@ -13,6 +13,7 @@ extra special tokens, e.g. chatml's) so that it can be saved with
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -47,6 +48,40 @@ def _add_byte_fallback(tok: Tokenizer) -> Tokenizer:
             vocab[name] = len(vocab)
     spec["model"]["byte_fallback"] = True
     return Tokenizer.from_str(json.dumps(spec))
+
+
+def _wordpiece_vocab(texts: list[str], norm, pre, vocab_size: int, specials: list[str]) -> dict[str, int]:
+    """A WordPiece vocabulary learned by BPE-style merges with deterministic tie-breaking.
+
+    (`tokenizers`' WordPieceTrainer breaks frequency ties differently from run to
+    run, which would make rebuilt worlds differ.)
+    """
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(w for w, _ in pre.pre_tokenize_str(norm.normalize_str(text)))
+    words = {w: [w[0], *("##" + c for c in w[1:])] for w in counts}
+    vocab = list(dict.fromkeys([*specials, *sorted({p for ps in words.values() for p in ps})]))
+    while len(vocab) < vocab_size:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for w, parts in words.items():
+            for a, b in zip(parts, parts[1:], strict=False):
+                pairs[(a, b)] += counts[w]
+        if not pairs:
+            break
+        (a, b), _ = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+        merged = a + b.removeprefix("##")
+        vocab.append(merged)
+        for w, parts in words.items():
+            i, out = 0, []
+            while i < len(parts):
+                if i + 1 < len(parts) and parts[i] == a and parts[i + 1] == b:
+                    out.append(merged)
+                    i += 2
+                else:
+                    out.append(parts[i])
+                    i += 1
+            words[w] = out
+    return {t: i for i, t in enumerate(vocab)}
 
 
 def build_tokenizer(
@@ -93,14 +128,13 @@ def build_tokenizer(
         tok.train_from_iterator(texts, trainer)
         tok = _add_byte_fallback(tok)
     else:
-        tok = Tokenizer(models.WordPiece(unk_token=specials["unk_token"]))
-        tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        norm = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
+        pre = pre_tokenizers.BertPreTokenizer()
+        vocab = _wordpiece_vocab(texts, norm, pre, vocab_size, special_list)
+        tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token=specials["unk_token"]))
+        tok.normalizer = norm
+        tok.pre_tokenizer = pre
         tok.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, special_tokens=special_list, show_progress=False
-        )
-        tok.train_from_iterator(texts, trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         additional_special_tokens=list(extra_special_tokens) or None,

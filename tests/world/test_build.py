@@ -1,0 +1,78 @@
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from profuser.chat import encode_turn, end_of_turn_ids
+from profuser.world.build import DEFAULT_SOURCES, WorldSpec, build_world
+from profuser.world.skills import SKILLS
+
+
+def _weights(d: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(d / "model.safetensors"))
+
+
+def test_mini_world_loads_through_auto_classes(mini_world: Path) -> None:
+    kinds = set()
+    archs = set()
+    for src in DEFAULT_SOURCES:
+        d = mini_world / "models" / src.name
+        tok = AutoTokenizer.from_pretrained(d)
+        model = AutoModelForCausalLM.from_pretrained(d)
+        assert tok.chat_template, "each model carries its own chat template"
+        kinds.add(type(tok.backend_tokenizer.model).__name__ + str(tok.backend_tokenizer.pre_tokenizer))
+        archs.add(model.config.model_type)
+        turn = encode_turn(tok, "sys", "What is 2 + 2?", "4")
+        assert turn.answer_ids and turn.prompt_ids
+        assert end_of_turn_ids(tok)
+    assert archs == {"llama", "mpt", "gpt_neox"}
+    assert len(kinds) == 3
+    mpt = AutoModelForCausalLM.from_pretrained(mini_world / "models" / "mpt-like")
+    mtok = AutoTokenizer.from_pretrained(mini_world / "models" / "mpt-like")
+    assert mpt.config.vocab_size != len(mtok), "one source has a padded vocabulary, as MPT does"
+    vic = AutoTokenizer.from_pretrained(mini_world / "models" / "vicuna-like")
+    lla = AutoTokenizer.from_pretrained(mini_world / "models" / "llama-chat-like")
+    assert vic.get_vocab() == lla.get_vocab(), "target and llama-chat share one tokenizer"
+    assert vic.chat_template != lla.chat_template
+
+
+def test_rebuild_with_same_seed_is_identical(tmp_path: Path, mini_world: Path) -> None:
+    spec = WorldSpec(n_train=40, n_heldout_per_skill=3, n_source_examples=64, steps=4, batch=8)
+    again = build_world(spec, root=tmp_path, check=False)
+    assert again != mini_world
+    for sub in ("data/train.jsonl", "data/heldout.jsonl"):
+        assert (again / sub).read_bytes() == (mini_world / sub).read_bytes()
+    for src in DEFAULT_SOURCES:
+        a, b = _weights(again / "models" / src.name), _weights(mini_world / "models" / src.name)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{src.name}: {k} differs"
+        ta = (again / "models" / src.name / "tokenizer.json").read_text()
+        assert ta == (mini_world / "models" / src.name / "tokenizer.json").read_text()
+
+
+def test_other_seed_gives_other_world(tmp_path: Path, mini_world: Path) -> None:
+    spec = WorldSpec(seed=1, n_train=40, n_heldout_per_skill=3, n_source_examples=64, steps=4, batch=8)
+    other = build_world(spec, root=tmp_path, check=False)
+    assert (other / "data/train.jsonl").read_bytes() != (mini_world / "data/train.jsonl").read_bytes()
+
+
+MARGIN = 0.2
+
+
+def test_each_source_is_strongest_somewhere_else(world_dir: Path) -> None:
+    """Each source's own skills: clearly better than every other source there."""
+    acc = json.loads((world_dir / "world.json").read_text())["accuracy"]
+    assert set(acc) == {s.name for s in DEFAULT_SOURCES}
+    for src in DEFAULT_SOURCES:
+        assert set(acc[src.name]) == set(SKILLS)
+        best_skill = max(src.strong, key=lambda k: acc[src.name][k])
+        others = max(acc[o][best_skill] for o in acc if o != src.name)
+        assert acc[src.name][best_skill] >= others + MARGIN, (src.name, best_skill, acc)
+    # and no single source dominates all skills
+    for name in acc:
+        assert any(acc[o][k] > acc[name][k] for o in acc if o != name for k in SKILLS)
+
+
