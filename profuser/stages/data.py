@@ -22,4 +22,8 @@ def run(ctx: StageContext) -> dict:
     tmp.unlink()
     if report.skipped:
         log.warning("data: skipped rows %s", dict(report.skipped))
-    return {"rows_read": report.rows_read, "rows": report.kept, "rows_skipped": dict(report.skipped)}
+    return {
+        "rows_read": report.rows_read,
+        "rows": report.kept,
+        "rows_skipped": dict(report.skipped),
+    }

@@ -25,7 +25,9 @@ def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg
     sampling = cfg.advantage.sampling
     if sampling.backend == "vllm":
-        raise UserError("advantage.sampling.backend=vllm: the vLLM backend is not available in this version; use hf")
+        raise UserError(
+            "advantage.sampling.backend=vllm: the vLLM backend is not available in this version; use hf"
+        )
     ctx.upstream("data")
     rows = read_data(ctx.run_dir)
     done = True
@@ -35,17 +37,33 @@ def run(ctx: StageContext) -> dict:
         stops = end_of_turn_ids(tok)
         vocab = usable_vocab(model, tok)
 
-        def work(chunk: list[dict], tok=tok, model=model, src=src, stops=stops, vocab=vocab) -> list[dict]:
+        def work(
+            chunk: list[dict], tok=tok, model=model, src=src, stops=stops, vocab=vocab
+        ) -> list[dict]:
             prompts = [render_prompt(tok, r["system"], r["instruction"]) for r in chunk]
             seeds = [example_seed(cfg.seed, r["id"], src.name) for r in chunk]
             outs = generate(
-                model, tok, prompts, seeds, temperature=sampling.temperature, top_p=sampling.top_p,
-                max_new_tokens=sampling.max_new_tokens, batch_size=sampling.batch_size,
-                stop_ids=stops, valid_vocab=vocab, progress=f"generate {src.name}",
+                model,
+                tok,
+                prompts,
+                seeds,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                max_new_tokens=sampling.max_new_tokens,
+                batch_size=sampling.batch_size,
+                stop_ids=stops,
+                valid_vocab=vocab,
+                progress=f"generate {src.name}",
             )
             return [
-                {"id": r["id"], "source": src.name, "answer": g.text, "num_tokens": g.num_tokens,
-                 "truncated": g.hit_limit, "empty": not g.text.strip()}
+                {
+                    "id": r["id"],
+                    "source": src.name,
+                    "answer": g.text,
+                    "num_tokens": g.num_tokens,
+                    "truncated": g.hit_limit,
+                    "empty": not g.text.strip(),
+                }
                 for r, g in zip(chunk, outs, strict=True)
             ]
 
@@ -60,5 +78,10 @@ def run(ctx: StageContext) -> dict:
         del model
     for name, s in summary.items():
         if s["empty"] or s["truncated"]:
-            log.warning("generate %s: %d empty and %d truncated answers (kept, flagged)", name, s["empty"], s["truncated"])
+            log.warning(
+                "generate %s: %d empty and %d truncated answers (kept, flagged)",
+                name,
+                s["empty"],
+                s["truncated"],
+            )
     return {"partial": not done, "sources": summary}

@@ -1,0 +1,554 @@
+"""Ragged, sharded, resumable storage of per-example top-k token distributions.
+
+Layout of a store directory::
+
+    manifest.json           settings + completed shards (written atomically, last)
+    shard-00000.parquet     rows 0 .. shard_size-1
+    shard-00001.parquet     ...
+
+One Parquet row per example: ``example_id`` (string), ``ids`` and ``logprobs``
+(``list<list<...>>``: one inner list per response position holding only the
+kept candidates, best first; positions where top-p kept fewer than k tokens
+have shorter inner lists, nothing is padded), plus any scalar columns the
+caller adds (``ce``, ``source``, ...). Open it with ``datasets``
+(:meth:`DistributionReader.as_dataset`) or any Parquet reader.
+
+* ids use the narrowest signed type that holds ``vocab_size - 1`` (int8, int16
+  or int32); signed so user code can still pad with -1.
+* ``logprob_format="fp16"``: float16 log-probs; error <= ``|logprob| * 2**-11``
+  (round-to-nearest, 11 significant bits).
+* ``logprob_format="q8"``: uint8 code ``q = round(-logprob / Q8_STEP)`` with
+  ``Q8_STEP = Q8_RANGE / 255`` and ``Q8_RANGE = 20`` nats, decoded as
+  ``-q * Q8_STEP``; error <= ``Q8_STEP / 2`` (about 0.039 nats, i.e. 4% relative
+  on the probability) for log-probs >= -20. Lower log-probs (p < 2.1e-9) clamp to -20.
+
+Shards are zstd-compressed Parquet with byte-stream-split ids (and fp16
+log-probs), which needs a Parquet 2.11 reader (pyarrow >= 17, as ``datasets`` uses).
+At k = 10 and a 32k vocabulary this is about 32 bytes/token for fp16 and 27 for
+q8 when ids are uniformly random (the worst case), less on real LM candidates.
+
+Shards are complete or absent: each is written to a hidden temp file, fsynced
+and renamed into place, and only then listed in the manifest. A run killed
+mid-shard loses the buffered rows of that shard only; reopen with
+``resume=True``, skip :attr:`DistributionWriter.stored_ids` and add the rest in
+the same order, and the files come out byte-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MANIFEST = "manifest.json"
+FORMAT_NAME = "profuser-distributions"
+FORMAT_VERSION = 1
+Q8_RANGE = 20.0
+Q8_STEP = Q8_RANGE / 255.0
+LOGPROB_FORMATS = ("fp16", "q8")
+RESERVED_COLUMNS = ("example_id", "ids", "logprobs")
+# Higher zstd levels gained nothing measurable on top-k data (ids are near-random bits).
+_ZSTD_LEVEL = 3
+_SCALAR_TYPES = {
+    "bool": pa.bool_(),
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "string": pa.string(),
+}
+
+
+def id_dtype(vocab_size: int) -> np.dtype:
+    """Narrowest signed integer dtype that holds every id ``0..vocab_size-1`` and -1."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if vocab_size - 1 <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    raise ValueError(f"vocab_size {vocab_size} does not fit in int32")
+
+
+def encode_logprobs(logprobs: np.ndarray, logprob_format: str) -> np.ndarray:
+    """Log-probs (float, <= 0) to their stored form: float16, or uint8 codes for q8."""
+    if logprob_format == "fp16":
+        return logprobs.astype(np.float16)
+    codes = np.rint(np.clip(-logprobs.astype(np.float64), 0.0, Q8_RANGE) / Q8_STEP)
+    return codes.astype(np.uint8)
+
+
+def decode_logprobs(stored: np.ndarray, logprob_format: str) -> np.ndarray:
+    """Stored log-probs (as read from a shard or a ``datasets`` row) back to float32."""
+    if logprob_format == "fp16":
+        return np.asarray(stored, dtype=np.float32)
+    return (np.asarray(stored, dtype=np.float32) * np.float32(-Q8_STEP)).astype(np.float32)
+
+
+def padded_baseline_bytes(num_examples: int, k: int = 10, max_len: int = 2048) -> int:
+    """Bytes of FuseLLM's layout: per position k fp16 values + k int64 ids, padded to max_len."""
+    return num_examples * max_len * k * (2 + 8)
+
+
+def _list2(item: pa.DataType) -> pa.DataType:
+    inner = pa.list_(pa.field("element", item, nullable=False))
+    return pa.list_(pa.field("element", inner, nullable=False))
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write via ``write(tmp_path)``, fsync, rename over ``path``, fsync the directory."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class _Record(NamedTuple):
+    """One example in stored form; ``counts`` ``[n]`` kept candidates per position."""
+
+    example_id: str
+    counts: np.ndarray
+    ids: np.ndarray  # [sum(counts)] id dtype
+    logprobs: np.ndarray  # [sum(counts)] float16 or uint8
+    scalars: dict[str, Any]
+
+
+class StoredDistribution(NamedTuple):
+    """One example read back: ``ids`` int64 ``[n, k]`` (-1 = empty), ``logprobs``
+    float32 ``[n, k]`` (-inf = empty), and the scalar columns."""
+
+    example_id: str
+    ids: np.ndarray
+    logprobs: np.ndarray
+    scalars: dict[str, Any]
+
+
+def _scalar_type_name(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "int64"
+    if isinstance(value, (float, np.floating)):
+        return "float64"
+    if isinstance(value, str):
+        return "string"
+    raise TypeError(f"scalar column value {value!r} is not a bool, int, float or str")
+
+
+def _read_manifest(directory: Path) -> dict[str, Any] | None:
+    path = directory / MANIFEST
+    if not path.exists():
+        return None
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT_NAME:
+        raise ValueError(f"{path} is not a {FORMAT_NAME} manifest")
+    return manifest
+
+
+class DistributionWriter:
+    """Append examples' top-k distributions to a sharded Parquet store.
+
+    Use as a context manager, or call :meth:`close` to write the last (short)
+    shard. Leaving the ``with`` block by an exception does *not* write the
+    buffered rows, the same as a crash, so a resumed run reproduces the files.
+
+    Args:
+        directory: store directory (created if missing).
+        shard_size: examples per shard; must match on resume.
+        vocab_size: vocabulary size of the model whose ids are stored.
+        logprob_format: "fp16" or "q8" (see the module docstring for errors).
+        resume: continue an existing store. Completed shards are kept; a final
+            short shard (written by :meth:`close`) is reopened and refilled.
+            Without a manifest this starts a new store.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        shard_size: int = 1024,
+        vocab_size: int = 32000,
+        logprob_format: str = "fp16",
+        resume: bool = False,
+    ):
+        if shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        if logprob_format not in LOGPROB_FORMATS:
+            raise ValueError(
+                f"logprob_format must be one of {LOGPROB_FORMATS}, got {logprob_format!r}"
+            )
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.shard_size = shard_size
+        self.vocab_size = vocab_size
+        self.logprob_format = logprob_format
+        self._id_dtype = id_dtype(vocab_size)
+        self._buffer: list[_Record] = []
+        self._stored: set[str] = set()
+        self._closed = False
+        self._manifest: dict[str, Any] = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "vocab_size": vocab_size,
+            "id_dtype": self._id_dtype.name,
+            "logprob_format": logprob_format,
+            "q8_range": Q8_RANGE,
+            "shard_size": shard_size,
+            "k": None,
+            "scalar_columns": {},
+            "shards": [],
+            "complete": False,
+        }
+        existing = _read_manifest(self.directory)
+        if existing is not None and not resume:
+            raise ValueError(
+                f"{self.directory} already holds a distribution store; "
+                "pass resume=True to continue it or remove the directory"
+            )
+        if existing is not None:
+            # The manifest on disk stays as it is until the next shard lands, so a
+            # crash right after reopening loses nothing that was already stored.
+            self._resume_from(existing)
+        self._discard_strays()
+        if existing is None:
+            self._write_manifest()
+
+    def _resume_from(self, existing: dict[str, Any]) -> None:
+        for key in ("vocab_size", "logprob_format", "shard_size"):
+            if existing[key] != self._manifest[key]:
+                raise ValueError(
+                    f"cannot resume {self.directory}: it was written with {key}="
+                    f"{existing[key]!r}, this writer has {self._manifest[key]!r}"
+                )
+        self._manifest.update(
+            k=existing["k"], scalar_columns=existing["scalar_columns"], shards=existing["shards"]
+        )
+        for entry in self._manifest["shards"]:
+            table = pq.read_table(self.directory / entry["file"], columns=["example_id"])
+            self._stored.update(table.column("example_id").to_pylist())
+        shards = self._manifest["shards"]
+        if shards and shards[-1]["rows"] < self.shard_size:
+            # A short shard only comes from close(); refilling it keeps shard
+            # boundaries where an uninterrupted run would have put them.
+            last = shards.pop()
+            self._buffer = list(_records_from_table(pq.read_table(self.directory / last["file"])))
+
+    def _discard_strays(self) -> None:
+        """Remove temp files and shards the manifest does not list (a crash mid-write)."""
+        listed = {entry["file"] for entry in self._manifest["shards"]}
+        for path in self.directory.iterdir():
+            stray_shard = path.name.startswith("shard-") and path.name not in listed
+            if path.name.endswith(".tmp") or stray_shard:
+                if path.name.startswith("shard-") and self._buffer and path == self._next_path():
+                    continue  # the reopened short shard; it is rewritten on the next flush
+                path.unlink()
+
+    @property
+    def stored_ids(self) -> frozenset[str]:
+        """Example ids already stored or buffered; a resuming caller skips these."""
+        return frozenset(self._stored)
+
+    def __contains__(self, example_id: str) -> bool:
+        return example_id in self._stored
+
+    def add(
+        self, example_id: str, ids: np.ndarray, logprobs: np.ndarray, **scalar_columns: Any
+    ) -> None:
+        """Buffer one example; writes a shard every ``shard_size`` examples.
+
+        Args:
+            example_id: unique id of the example.
+            ids: ``[n, k]`` candidate ids per response position, -1 in empty slots
+                (empty slots must come after the real ones, as compress_logits makes them).
+            logprobs: ``[n, k]`` their log-probs (empty slots ignored).
+            **scalar_columns: one value per column (bool, int, float or str); the
+                first example fixes the column names and types.
+        """
+        if self._closed:
+            raise ValueError("add() on a closed DistributionWriter")
+        if example_id in self._stored:
+            raise ValueError(f"example {example_id!r} is already stored")
+        ids = np.asarray(ids)
+        logprobs = np.asarray(logprobs)
+        if ids.ndim != 2 or ids.shape != logprobs.shape:
+            raise ValueError(
+                f"example {example_id!r}: ids {ids.shape} and logprobs {logprobs.shape} "
+                "must both be [n, k]"
+            )
+        if self._manifest["k"] is None:
+            self._manifest["k"] = int(ids.shape[1])
+        elif ids.shape[1] != self._manifest["k"]:
+            raise ValueError(
+                f"example {example_id!r} has k={ids.shape[1]}, the store has k={self._manifest['k']}"
+            )
+        real = ids >= 0  # [n, k]
+        # Empty slots must be a suffix, otherwise ragged rows would reorder candidates.
+        if np.any(real[:, 1:] & ~real[:, :-1]):
+            raise ValueError(f"example {example_id!r}: id -1 appears before a real candidate")
+        if ids.size and (ids.max() >= self.vocab_size or ids.min() < -1):
+            raise ValueError(
+                f"example {example_id!r}: ids must be in -1..{self.vocab_size - 1}, "
+                f"got {ids.min()}..{ids.max()}"
+            )
+        if np.isnan(logprobs[real]).any():
+            raise ValueError(f"example {example_id!r}: NaN log-prob in a real candidate slot")
+        self._check_scalars(example_id, scalar_columns)
+        record = _Record(
+            example_id=example_id,
+            counts=real.sum(axis=1).astype(np.int32),
+            ids=ids[real].astype(self._id_dtype),
+            logprobs=encode_logprobs(logprobs[real], self.logprob_format),
+            scalars=dict(scalar_columns),
+        )
+        self._buffer.append(record)
+        self._stored.add(example_id)
+        if len(self._buffer) >= self.shard_size:
+            self._flush()
+
+    def _check_scalars(self, example_id: str, scalars: dict[str, Any]) -> None:
+        declared = self._manifest["scalar_columns"]
+        clash = set(scalars) & set(RESERVED_COLUMNS)
+        if clash:
+            raise ValueError(f"scalar column names {sorted(clash)} are reserved")
+        if not declared and not self._manifest["shards"] and not self._buffer:
+            declared.update({name: _scalar_type_name(v) for name, v in sorted(scalars.items())})
+        if set(scalars) != set(declared):
+            raise ValueError(
+                f"example {example_id!r} has scalar columns {sorted(scalars)}, "
+                f"the store has {sorted(declared)}"
+            )
+        for name, value in scalars.items():
+            if value is None:
+                continue
+            got, want = _scalar_type_name(value), declared[name]
+            if got != want and not (got == "int64" and want == "float64"):
+                raise ValueError(
+                    f"example {example_id!r}: column {name!r} holds {want}, got {value!r}"
+                )
+
+    def _next_path(self) -> Path:
+        return self.directory / f"shard-{len(self._manifest['shards']):05d}.parquet"
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        table = _records_to_table(
+            self._buffer, self._id_dtype, self.logprob_format, self._manifest["scalar_columns"]
+        )
+        path = self._next_path()
+        _atomic_write(path, lambda tmp: _write_parquet(table, tmp, self.logprob_format))
+        self._manifest["shards"].append(
+            {
+                "file": path.name,
+                "rows": len(self._buffer),
+                "positions": int(sum(len(r.counts) for r in self._buffer)),
+            }
+        )
+        self._buffer = []
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        text = json.dumps(self._manifest, indent=2, sort_keys=True) + "\n"
+        _atomic_write(self.directory / MANIFEST, lambda tmp: tmp.write_text(text))
+
+    def close(self) -> None:
+        """Write the buffered rows as a last (possibly short) shard and mark the store complete."""
+        if self._closed:
+            return
+        self._flush()
+        self._manifest["complete"] = True
+        self._write_manifest()
+        self._closed = True
+
+    def __enter__(self) -> DistributionWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._closed = True  # like a crash: buffered rows are dropped, see class doc
+
+
+def _write_parquet(table: pa.Table, path: Path, logprob_format: str) -> None:
+    ids_col = "ids.list.element.list.element"
+    lp_col = "logprobs.list.element.list.element"
+    # Byte-stream split puts the always-zero high bytes of int32-stored ids and the
+    # sign/exponent bytes of float16 into their own streams, which zstd all but
+    # erases; dictionaries lose here because a shard sees most of a 32k vocabulary.
+    encodings = {ids_col: "BYTE_STREAM_SPLIT"}
+    dictionary = [c for c in table.schema.names if c not in RESERVED_COLUMNS]
+    if logprob_format == "fp16":
+        encodings[lp_col] = "BYTE_STREAM_SPLIT"
+    else:
+        dictionary.append(lp_col)  # 256 codes: a dictionary is always small
+    pq.write_table(
+        table,
+        path,
+        compression="zstd",
+        compression_level=_ZSTD_LEVEL,
+        use_dictionary=dictionary,
+        column_encoding=encodings,
+        data_page_version="1.0",  # v1 pages compress the nested-list levels too
+    )
+
+
+def _records_to_table(
+    records: list[_Record], ids_dtype: np.dtype, logprob_format: str, scalar_columns: dict
+) -> pa.Table:
+    counts = np.concatenate([r.counts for r in records]) if records else np.zeros(0, np.int32)
+    inner_offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+    np.cumsum(counts, out=inner_offsets[1:])
+    outer_offsets = np.zeros(len(records) + 1, dtype=np.int32)
+    np.cumsum([len(r.counts) for r in records], out=outer_offsets[1:])
+    lp_type = pa.float16() if logprob_format == "fp16" else pa.uint8()
+    id_type = pa.from_numpy_dtype(ids_dtype)
+    columns: dict[str, pa.Array] = {"example_id": pa.array([r.example_id for r in records])}
+    for name, values, item in (
+        ("ids", np.concatenate([r.ids for r in records]), id_type),
+        ("logprobs", np.concatenate([r.logprobs for r in records]), lp_type),
+    ):
+        list_type = _list2(item)
+        inner = pa.ListArray.from_arrays(
+            inner_offsets, pa.array(values, type=item), type=list_type.value_type
+        )
+        columns[name] = pa.ListArray.from_arrays(outer_offsets, inner, type=list_type)
+    fields = [
+        pa.field("example_id", pa.string(), nullable=False),
+        pa.field("ids", _list2(id_type), nullable=False),
+        pa.field("logprobs", _list2(lp_type), nullable=False),
+    ]
+    for name, type_name in scalar_columns.items():
+        columns[name] = pa.array([r.scalars[name] for r in records], type=_SCALAR_TYPES[type_name])
+        fields.append(pa.field(name, _SCALAR_TYPES[type_name]))
+    schema = pa.schema(fields)
+    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+
+
+def _nested_parts(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(outer offsets [rows+1], inner offsets [positions+1], flat values)`` of a list<list<>>."""
+    outer = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    # Slices of a ListArray keep absolute offsets into the parent's values, which is what we index.
+    inner = outer.values
+    return (
+        outer.offsets.to_numpy(),
+        inner.offsets.to_numpy(),
+        inner.values.to_numpy(zero_copy_only=False),
+    )
+
+
+def _records_from_table(table: pa.Table) -> Iterator[_Record]:
+    outer, inner, ids = _nested_parts(table.column("ids"))
+    _, _, logprobs = _nested_parts(table.column("logprobs"))
+    scalar_names = [n for n in table.schema.names if n not in RESERVED_COLUMNS]
+    scalars = {n: table.column(n).to_pylist() for n in scalar_names}
+    for row, example_id in enumerate(table.column("example_id").to_pylist()):
+        row_inner = inner[outer[row] : outer[row + 1] + 1]  # offsets of this row's positions
+        start, stop = row_inner[0], row_inner[-1]
+        yield _Record(
+            example_id=example_id,
+            counts=np.diff(row_inner).astype(np.int32),
+            ids=ids[start:stop],
+            logprobs=logprobs[start:stop],
+            scalars={n: scalars[n][row] for n in scalar_names},
+        )
+
+
+class DistributionReader:
+    """Read a store written by :class:`DistributionWriter`, one shard at a time."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        manifest = _read_manifest(self.directory)
+        if manifest is None:
+            raise FileNotFoundError(
+                f"{self.directory / MANIFEST} not found: not a distribution store, "
+                "or the stage that writes it has not run"
+            )
+        self.manifest = manifest
+        self.logprob_format: str = manifest["logprob_format"]
+        self.vocab_size: int = manifest["vocab_size"]
+        self.k: int = manifest["k"] or 0
+        self.complete: bool = manifest["complete"]
+        self.shard_paths = [self.directory / s["file"] for s in manifest["shards"]]
+        self._index: dict[str, tuple[int, int]] | None = None
+        self._cached: tuple[int, list[StoredDistribution]] | None = None
+
+    def __len__(self) -> int:
+        return sum(s["rows"] for s in self.manifest["shards"])
+
+    @property
+    def num_positions(self) -> int:
+        """Response positions stored over all examples."""
+        return sum(s["positions"] for s in self.manifest["shards"])
+
+    def disk_bytes(self) -> int:
+        """Bytes on disk: every shard plus the manifest."""
+        files = [*self.shard_paths, self.directory / MANIFEST]
+        return sum(p.stat().st_size for p in files)
+
+    def _decode(self, record: _Record) -> StoredDistribution:
+        n, k = len(record.counts), self.k
+        filled = np.arange(k)[None, :] < record.counts[:, None]  # [n, k]
+        ids = np.full((n, k), -1, dtype=np.int64)
+        logprobs = np.full((n, k), -np.inf, dtype=np.float32)
+        ids[filled] = record.ids
+        logprobs[filled] = decode_logprobs(record.logprobs, self.logprob_format)
+        return StoredDistribution(record.example_id, ids, logprobs, record.scalars)
+
+    def _read_shard(self, shard: int) -> list[StoredDistribution]:
+        # Sliced to the manifest's count: a short last shard may be refilled by a
+        # resumed writer while this reader holds the older manifest.
+        rows = self.manifest["shards"][shard]["rows"]
+        table = pq.read_table(self.shard_paths[shard]).slice(0, rows)
+        return [self._decode(r) for r in _records_from_table(table)]
+
+    def __iter__(self) -> Iterator[StoredDistribution]:
+        """Rows in write order; holds one shard in memory at a time."""
+        for shard in range(len(self.shard_paths)):
+            yield from self._read_shard(shard)
+
+    def example_ids(self) -> list[str]:
+        """All stored example ids in order (reads only that column)."""
+        return [eid for eid, _ in sorted(self._get_index().items(), key=lambda kv: kv[1])]
+
+    def _get_index(self) -> dict[str, tuple[int, int]]:
+        if self._index is None:
+            self._index = {}
+            for shard, path in enumerate(self.shard_paths):
+                column = pq.read_table(path, columns=["example_id"]).column("example_id")
+                for row, eid in enumerate(column.to_pylist()):
+                    self._index[eid] = (shard, row)
+        return self._index
+
+    def __contains__(self, example_id: str) -> bool:
+        return example_id in self._get_index()
+
+    def get(self, example_id: str) -> StoredDistribution:
+        """One example by id: ``ids`` int64 ``[n, k]``, ``logprobs`` float32 ``[n, k]``."""
+        try:
+            shard, row = self._get_index()[example_id]
+        except KeyError:
+            raise KeyError(f"example {example_id!r} is not in {self.directory}") from None
+        # Consecutive gets usually hit the same shard (data loaders walk in order).
+        if self._cached is None or self._cached[0] != shard:
+            self._cached = (shard, self._read_shard(shard))
+        return self._cached[1][row]
+
+    def as_dataset(self, cache_dir: str | os.PathLike | None = None):
+        """The store as a ``datasets.Dataset`` (stored form: q8 log-probs stay uint8 codes,
+        decode them with :func:`decode_logprobs`)."""
+        import datasets
+
+        if not self.shard_paths:
+            raise ValueError(f"{self.directory} holds no shards yet")
+        return datasets.Dataset.from_parquet(
+            [str(p) for p in self.shard_paths],
+            cache_dir=None if cache_dir is None else str(cache_dir),
+        )
