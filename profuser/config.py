@@ -126,6 +126,7 @@ class TrainConfig(_Strict):
     micro_batch: int = Field(default=4, gt=0)
     max_length: int = Field(default=2048, gt=0)
     checkpoint_every: int = Field(default=500, gt=0)  # optimizer steps
+    max_grad_norm: float = Field(default=1.0, ge=0.0)
     gradient_checkpointing: bool = False
     dtype: Dtype = "auto"
 

@@ -1,0 +1,122 @@
+"""Stage `train`: the target trained under each schedule (the main one and every variant).
+
+Each variant starts from the target's own weights and ends as a
+`save_pretrained` directory ``train/<variant>/final`` with tokenizer and chat
+template; ``train/<variant>/log.csv`` holds every loss component per step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from profuser.errors import UserError
+from profuser.models import load_causal_lm, load_tokenizer
+from profuser.pipeline import StageContext, stage
+from profuser.schedules import Phase, resolve_schedule
+from profuser.stages.common import read_data, target_source
+from profuser.stages.teacher import read_rows_file
+from profuser.storage import DistributionReader
+from profuser.training.examples import FusionExample, make_sequence
+from profuser.training.loop import train_fusion
+from profuser.training.order import phase_pool
+
+log = logging.getLogger("profuser")
+
+
+def variant_schedules(cfg) -> dict[str, list[Phase]]:
+    """name -> phases: the main schedule (its preset name, or "custom") and each variant."""
+    main = cfg.schedule if isinstance(cfg.schedule, str) else "custom"
+    out = {main: resolve_schedule(cfg.schedule)}
+    for v in cfg.variants:
+        out.setdefault(v, resolve_schedule(v))
+    return out
+
+
+def _teacher(reader: DistributionReader | None, eid: str):
+    if reader is None or eid not in reader:
+        return None
+    rec = reader.get(eid)
+    return rec.ids, rec.logprobs
+
+
+def build_examples(ctx: StageContext, tok) -> list[FusionExample]:
+    """Both modes of every example in the target's tokens, with aligned teachers."""
+    rows = read_data(ctx.run_dir)
+    align_dir = ctx.run_dir / "align"
+    train_r = (
+        DistributionReader(align_dir / "train_mode")
+        if (align_dir / "train_mode").is_dir()
+        else None
+    )
+    infer_r = (
+        DistributionReader(align_dir / "infer_mode")
+        if (align_dir / "infer_mode").is_dir()
+        else None
+    )
+    chosen_path = ctx.run_dir / "score" / "chosen.parquet"
+    chosen = {r["id"]: r for r in read_rows_file(chosen_path)} if chosen_path.is_file() else {}
+    out = []
+    for r in rows:
+        train = make_sequence(
+            tok, r["system"], r["instruction"], r["response"], _teacher(train_r, r["id"])
+        )
+        pick = chosen.get(r["id"])
+        infer = None
+        if pick and pick["winner"]:
+            infer = make_sequence(
+                tok, r["system"], r["instruction"], pick["answer"], _teacher(infer_r, r["id"])
+            )
+        score = pick.get("target_score", math.nan) if pick else math.nan
+        out.append(
+            FusionExample(
+                r["id"],
+                len(r["response"]),
+                train,
+                infer,
+                float(score) if score is not None else math.nan,
+            )
+        )
+    return out
+
+
+@stage(
+    "train",
+    reads=("train", "schedule", "variants", "seed", "target", "target_path", "advantage.top_k"),
+    upstream=("data", "align"),
+)
+def run(ctx: StageContext) -> dict:
+    cfg = ctx.cfg
+    tgt = target_source(cfg)
+    tok = load_tokenizer(tgt.path, tgt.chat_template, tgt.trust_remote_code)
+    examples = build_examples(ctx, tok)
+    n_infer = sum(e.infer is not None for e in examples)
+    summary: dict = {"examples": len(examples), "with_inference_answer": n_infer, "variants": {}}
+    schedules = variant_schedules(cfg)
+    for phases in schedules.values():  # fail before any training, not after hours of it
+        for phase in phases:
+            phase_pool(examples, phase)
+    for name, phases in schedules.items():
+        out = ctx.dir / name
+        if (out / "final" / "config.json").is_file():
+            summary["variants"][name] = {"done": True}
+            continue
+        if any(p.w1 > 0 for p in phases) and n_infer == 0:
+            log.warning(
+                "train %s: no inference-mode answers (no score stage): its inference-mode terms are empty",
+                name,
+            )
+        if any(p.sources for p in phases):
+            raise UserError(
+                f"schedule {name!r} restricts sources per phase; run a separate config with those sources instead"
+            )
+        model = load_causal_lm(tgt.path, cfg.train.dtype, trust_remote_code=tgt.trust_remote_code)
+        res = train_fusion(
+            model, tok, examples, phases, cfg.train, out, seed=cfg.seed, k=cfg.advantage.top_k
+        )
+        summary["variants"][name] = {
+            "steps": res.steps,
+            **{k: round(v, 4) for k, v in res.last_losses.items()},
+        }
+        del model
+    return summary
