@@ -1,0 +1,85 @@
+"""PNG figures of a run: Figure 1a/1b-style analyses and training-loss curves."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def win_share_figure(
+    train_share: dict[str, float], infer_share: dict[str, float], path: Path
+) -> None:
+    """Figure 1a: each source's win share under training mode (MinCE) and inference mode (RM vote)."""
+    names = list(train_share)
+    x = range(len(names))
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(
+        [i - 0.2 for i in x], [train_share[n] for n in names], 0.4, label="training mode (MinCE)"
+    )
+    ax.bar(
+        [i + 0.2 for i in x],
+        [infer_share.get(n, 0) for n in names],
+        0.4,
+        label="inference mode (RM vote)",
+    )
+    ax.set_xticks(list(x), names, rotation=15)
+    ax.set_ylabel("share of examples won")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def length_figure(lengths: dict[str, dict], path: Path) -> None:
+    """Figure 1b: mean answer length (words) of GT and each source, per system message id."""
+    ids = list(lengths)
+    sources = sorted({s for v in lengths.values() for s in v["sources"]})
+    width = 0.8 / (1 + len(sources))
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.bar([i for i in range(len(ids))], [lengths[k]["gt"] for k in ids], width, label="GT")
+    for j, s in enumerate(sources, start=1):
+        ax.bar(
+            [i + j * width for i in range(len(ids))],
+            [lengths[k]["sources"].get(s, 0) for k in ids],
+            width,
+            label=s,
+        )
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(ids))], [f"#{k}" for k in ids])
+    ax.set_xlabel("system message (Table 5 row)")
+    ax.set_ylabel("mean answer length (words)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def loss_figure(logs: dict[str, Path], path: Path) -> None:
+    """Training loss (sum of the weighted-in components) per step, one line per variant."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, log in logs.items():
+        with log.open() as f:
+            rows = list(csv.DictReader(f))
+        steps = [int(r["step"]) for r in rows]
+        sft = [float(r["sft_train"]) + float(r["sft_infer"]) for r in rows]
+        ax.plot(steps, sft, label=name)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("SFT loss (both modes)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def bar_figure(values: dict[str, float], ylabel: str, path: Path) -> None:
+    """A plain bar chart (selection rules, number of sources)."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.bar(list(values), list(values.values()))
+    ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,111 @@
+"""Stage `report`: results.json, report.md with the paper-shaped tables, figures, claims."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from profuser.io import atomic_write_bytes, atomic_write_json, read_json
+from profuser.pipeline import StageContext, stage
+from profuser.reporting import claims, table1, table2, table3, with_average
+from profuser.shards import read_rows
+from profuser.stages.common import read_data
+from profuser.world.system_messages import ORCA_SYSTEM_MESSAGES
+
+
+def _summary(run_dir: Path, name: str) -> dict:
+    return (read_json(run_dir / name / "manifest.json") or {}).get("summary") or {}
+
+
+def answer_lengths(run_dir: Path, sources: list[str], top: int = 5) -> dict[str, dict]:
+    """Mean answer length in words of GT and each source, for the most frequent system messages."""
+    rows = read_data(run_dir)
+    by_sys: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_sys[r["system"]].append(r)
+    answers = {
+        s: {g["id"]: g["answer"] for g in read_rows(run_dir / "generate" / s)} for s in sources
+    }
+    out = {}
+    for system, group in sorted(by_sys.items(), key=lambda kv: -len(kv[1]))[:top]:
+        key = (
+            str(ORCA_SYSTEM_MESSAGES.index(system) + 1)
+            if system in ORCA_SYSTEM_MESSAGES
+            else system[:20]
+        )
+        gt = sum(len(r["response"].split()) for r in group) / len(group)
+        src = {
+            s: sum(len(answers[s].get(r["id"], "").split()) for r in group) / len(group)
+            for s in sources
+            if answers[s]
+        }
+        out[key] = {
+            "gt": round(gt, 2),
+            "sources": {k: round(v, 2) for k, v in src.items()},
+            "examples": len(group),
+        }
+    return out
+
+
+@stage("report", reads=("target", "seed"), upstream=("data", "teacher", "score", "train", "eval"))
+def run(ctx: StageContext) -> dict:
+    from profuser import figures
+
+    cfg = ctx.cfg
+    evaluated = read_json(ctx.run_dir / "eval" / "scores.json") or []
+    models = with_average(
+        [
+            {
+                "kind": m["kind"],
+                "name": m["name"],
+                "seed": m.get("seed", cfg.seed),
+                "scores": m["scores"],
+                "per_skill": m.get("per_skill", {}),
+            }
+            for m in evaluated
+        ]
+    )
+    names = [s.name for s in cfg.sources]
+    train_share = _summary(ctx.run_dir, "teacher").get("win_share", {})
+    infer_share = _summary(ctx.run_dir, "score").get("win_share", {})
+    lengths = answer_lengths(ctx.run_dir, names) if (ctx.run_dir / "generate").is_dir() else {}
+    atomic_write_json(
+        ctx.dir / "results.json",
+        {
+            "run": cfg.name,
+            "seed": cfg.seed,
+            "models": models,
+            "win_share": {"training": train_share, "inference": infer_share},
+            "answer_lengths": lengths,
+        },
+    )
+    figs = []
+    if train_share:
+        figures.win_share_figure(train_share, infer_share, ctx.dir / "fig1a_win_share.png")
+        figs.append("fig1a_win_share.png")
+    if lengths:
+        figures.length_figure(lengths, ctx.dir / "fig1b_answer_length.png")
+        figs.append("fig1b_answer_length.png")
+    logs = {p.parent.name: p for p in sorted((ctx.run_dir / "train").glob("*/log.csv"))}
+    if logs:
+        figures.loss_figure(logs, ctx.dir / "train_loss.png")
+        figs.append("train_loss.png")
+    lines = [f"# ProFuser run `{cfg.name}` (seed {cfg.seed})", ""]
+    lines += ["## Table 1: sources and fusion strategies", "", table1(models, cfg.target), ""]
+    lines += [
+        "## Table 2: knowledge / reasoning / safety, with the curricula",
+        "",
+        table2(models, cfg.target),
+        "",
+    ]
+    if any(m["kind"] == "merge" for m in models):
+        lines += ["## Table 3: weight merging vs ProFuser", "", table3(models, cfg.target), ""]
+    lines += [
+        "## Which of the paper's claims held",
+        "",
+        *claims(models, train_share, infer_share, lengths),
+        "",
+    ]
+    lines += ["## Figures", "", *[f"![{f}]({f})" for f in figs], ""]
+    atomic_write_bytes(ctx.dir / "report.md", "\n".join(lines).encode())
+    return {"models": len(models), "figures": len(figs)}
