@@ -123,9 +123,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _, world_dir = materialize_world(cfg)
     _print_accuracy(world_dir)
     _run(str(cfg_path), overrides, str(out), None, args.force, None)
-    from profuser.report_text import print_run_summary
+    from profuser.report_text import print_report, print_run_summary
 
     print_run_summary(out)
+    print_report(out)
     print(f"\ndemo finished in {time.time() - started:.0f} s; run directory: {out}")
     return 0
 

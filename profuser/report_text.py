@@ -20,3 +20,11 @@ def print_run_summary(run_dir: Path) -> None:
         summ = m.get("summary") or {}
         brief = ", ".join(f"{k}={v}" for k, v in summ.items() if not isinstance(v, dict | list))
         print(f"  {name:<9} {state:<10} {m.get('seconds', '-')!s:>7}s  {brief}")
+
+
+def print_report(run_dir: Path) -> None:
+    """The report's tables and claims, as written to report/report.md."""
+    path = Path(run_dir) / "report" / "report.md"
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+        print("\n" + text.split("## Figures")[0].rstrip())

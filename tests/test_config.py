@@ -47,7 +47,12 @@ def test_defaults_without_file() -> None:
 def test_overrides_apply_on_dotted_paths() -> None:
     cfg = load_config(
         base=_base(),
-        overrides=["train.lr=0.001", "sources.1.dtype=bfloat16", "advantage.sampling.top_p=0.5", "variants=[csft, fuse]"],
+        overrides=[
+            "train.lr=0.001",
+            "sources.1.dtype=bfloat16",
+            "advantage.sampling.top_p=0.5",
+            "variants=[csft, fuse]",
+        ],
     )
     assert cfg.train.lr == 0.001
     assert cfg.sources[1].dtype == "bfloat16"

@@ -15,7 +15,10 @@ def _write(path: Path, rows: list) -> Path:
 
 
 def test_openorca_preset(tmp_path: Path) -> None:
-    p = _write(tmp_path / "o.jsonl", [{"id": "a", "system_prompt": "S", "question": "Q", "response": "R", "skill": "k"}])
+    p = _write(
+        tmp_path / "o.jsonl",
+        [{"id": "a", "system_prompt": "S", "question": "Q", "response": "R", "skill": "k"}],
+    )
     rows, rep = load_instructions(DatasetConfig(path=str(p), id_field="id"))
     assert rows == [{"id": "a", "system": "S", "instruction": "Q", "response": "R", "skill": "k"}]
     assert rep.kept == 1
@@ -25,14 +28,32 @@ def test_alpaca_sharegpt_messages_fields(tmp_path: Path) -> None:
     a = _write(tmp_path / "a.jsonl", [{"instruction": "Do", "input": "this", "output": "done"}])
     (row,), _ = load_instructions(DatasetConfig(path=str(a), preset="alpaca"))
     assert row["instruction"] == "Do\n\nthis" and row["response"] == "done" and row["system"] == ""
-    s = _write(tmp_path / "s.jsonl", [{"conversations": [{"from": "system", "value": "sys"}, {"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]}])
+    s = _write(
+        tmp_path / "s.jsonl",
+        [
+            {
+                "conversations": [
+                    {"from": "system", "value": "sys"},
+                    {"from": "human", "value": "hi"},
+                    {"from": "gpt", "value": "yo"},
+                ]
+            }
+        ],
+    )
     (row,), _ = load_instructions(DatasetConfig(path=str(s), preset="sharegpt"))
     assert (row["system"], row["instruction"], row["response"]) == ("sys", "hi", "yo")
-    m = _write(tmp_path / "m.jsonl", [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}])
+    m = _write(
+        tmp_path / "m.jsonl",
+        [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}],
+    )
     (row,), _ = load_instructions(DatasetConfig(path=str(m), preset="messages"))
     assert (row["instruction"], row["response"]) == ("hi", "yo")
     f = _write(tmp_path / "f.jsonl", [{"prompt": "p", "answer": "x"}])
-    (row,), _ = load_instructions(DatasetConfig(path=str(f), preset="fields", fields={"instruction": "prompt", "response": "answer"}))
+    (row,), _ = load_instructions(
+        DatasetConfig(
+            path=str(f), preset="fields", fields={"instruction": "prompt", "response": "answer"}
+        )
+    )
     assert (row["instruction"], row["response"]) == ("p", "x")
 
 
@@ -55,7 +76,14 @@ def test_limit_and_seeded_shuffle(tmp_path: Path) -> None:
 
 
 def test_empty_rows_are_skipped_and_counted(tmp_path: Path) -> None:
-    p = _write(tmp_path / "o.jsonl", [{"question": "q", "response": ""}, {"question": " ", "response": "r"}, {"question": "q", "response": "r"}])
+    p = _write(
+        tmp_path / "o.jsonl",
+        [
+            {"question": "q", "response": ""},
+            {"question": " ", "response": "r"},
+            {"question": "q", "response": "r"},
+        ],
+    )
     rows, rep = load_instructions(DatasetConfig(path=str(p)))
     assert len(rows) == 1 and rep.skipped == {"empty response": 1, "empty instruction": 1}
 
@@ -66,10 +94,13 @@ def test_empty_rows_are_skipped_and_counted(tmp_path: Path) -> None:
         (b'{"question": "q", "response": "r"}\n{oops\n', "row 2 is not valid JSON"),
         (b'{"question": "q"}\n', "row 1: missing field 'response'"),
         (b'{"question": 3, "response": "r"}\n', "row 1: field 'question' is int"),
-        (b'{"id": "a", "question": "q", "response": "r"}\n{"id": "a", "question": "q", "response": "r"}\n', "duplicate id 'a'"),
+        (
+            b'{"id": "a", "question": "q", "response": "r"}\n{"id": "a", "question": "q", "response": "r"}\n',
+            "duplicate id 'a'",
+        ),
         (b"\xff\xfe\x00bad", "not UTF-8"),
         (b"", "has no rows"),
-        (b'[1, 2]', "expected an object"),
+        (b"[1, 2]", "expected an object"),
     ],
 )
 def test_bad_input_names_file_and_row(tmp_path: Path, content: bytes, needle: str) -> None:

@@ -13,7 +13,12 @@ def _dataset(tmp_path: Path, n: int = 12) -> Path:
     p = tmp_path / "d.jsonl"
     with p.open("w") as f:
         for i in range(n):
-            f.write(json.dumps({"id": f"x{i}", "system_prompt": "s", "question": f"q{i}", "response": f"r{i}"}) + "\n")
+            f.write(
+                json.dumps(
+                    {"id": f"x{i}", "system_prompt": "s", "question": f"q{i}", "response": f"r{i}"}
+                )
+                + "\n"
+            )
     return p
 
 
@@ -48,7 +53,9 @@ def test_stage_skipped_on_rerun_and_rerun_when_its_setting_changes(tmp_path: Pat
 def test_run_directory_from_another_config_is_refused(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run_pipeline(_cfg(tmp_path), run, only="data")
-    with pytest.raises(UserError, match=r"another run config \(differs in dataset.limit\).*--force"):
+    with pytest.raises(
+        UserError, match=r"another run config \(differs in dataset.limit\).*--force"
+    ):
         run_pipeline(_cfg(tmp_path, "dataset.limit=3"), run, only="data")
     with pytest.raises(UserError, match="sources.1.path"):
         run_pipeline(_cfg(tmp_path, "sources.1.path=/m/c"), run, only="data")

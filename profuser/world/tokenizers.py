@@ -50,7 +50,9 @@ def _add_byte_fallback(tok: Tokenizer) -> Tokenizer:
     return Tokenizer.from_str(json.dumps(spec))
 
 
-def _wordpiece_vocab(texts: list[str], norm, pre, vocab_size: int, specials: list[str]) -> dict[str, int]:
+def _wordpiece_vocab(
+    texts: list[str], norm, pre, vocab_size: int, specials: list[str]
+) -> dict[str, int]:
     """A WordPiece vocabulary learned by BPE-style merges with deterministic tie-breaking.
 
     (`tokenizers`' WordPieceTrainer breaks frequency ties differently from run to

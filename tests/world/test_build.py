@@ -22,7 +22,9 @@ def test_mini_world_loads_through_auto_classes(mini_world: Path) -> None:
         tok = AutoTokenizer.from_pretrained(d)
         model = AutoModelForCausalLM.from_pretrained(d)
         assert tok.chat_template, "each model carries its own chat template"
-        kinds.add(type(tok.backend_tokenizer.model).__name__ + str(tok.backend_tokenizer.pre_tokenizer))
+        kinds.add(
+            type(tok.backend_tokenizer.model).__name__ + str(tok.backend_tokenizer.pre_tokenizer)
+        )
         archs.add(model.config.model_type)
         turn = encode_turn(tok, "sys", "What is 2 + 2?", "4")
         assert turn.answer_ids and turn.prompt_ids
@@ -54,9 +56,13 @@ def test_rebuild_with_same_seed_is_identical(tmp_path: Path, mini_world: Path) -
 
 
 def test_other_seed_gives_other_world(tmp_path: Path, mini_world: Path) -> None:
-    spec = WorldSpec(seed=1, n_train=40, n_heldout_per_skill=3, n_source_examples=64, steps=4, batch=8)
+    spec = WorldSpec(
+        seed=1, n_train=40, n_heldout_per_skill=3, n_source_examples=64, steps=4, batch=8
+    )
     other = build_world(spec, root=tmp_path, check=False)
-    assert (other / "data/train.jsonl").read_bytes() != (mini_world / "data/train.jsonl").read_bytes()
+    assert (other / "data/train.jsonl").read_bytes() != (
+        mini_world / "data/train.jsonl"
+    ).read_bytes()
 
 
 MARGIN = 0.2
@@ -74,5 +80,3 @@ def test_each_source_is_strongest_somewhere_else(world_dir: Path) -> None:
     # and no single source dominates all skills
     for name in acc:
         assert any(acc[o][k] > acc[name][k] for o in acc if o != name for k in SKILLS)
-
-
