@@ -152,7 +152,8 @@ def run_pipeline(
         raise UserError(f"stage {only!r} is not available in this version of profuser")
     run_dir.mkdir(parents=True, exist_ok=True)
     check_identity(cfg, run_dir, force)
-    atomic_write_json(run_dir / "run.json", {"config": cfg.model_dump(mode="json")})
+    if _is_main_process():
+        atomic_write_json(run_dir / "run.json", {"config": cfg.model_dump(mode="json")})
     fps = fingerprints(cfg)
     summaries: dict[str, dict] = {}
     for name in STAGE_ORDER:
@@ -172,7 +173,7 @@ def run_stage(
     if manifest and manifest.get("fingerprint") == fp and manifest.get("complete"):
         log.info("stage %-8s up to date, skipped", st.name)
         return {**manifest.get("summary", {}), "up_to_date": True}
-    if manifest and manifest.get("fingerprint") != fp:
+    if manifest and manifest.get("fingerprint") != fp and main:
         stale = run_dir / ".stale" / f"{st.name}-{manifest.get('fingerprint', 'unknown')}"
         log.info("stage %-8s settings changed: moving old outputs to %s", st.name, stale)
         shutil.rmtree(stale, ignore_errors=True)
@@ -180,11 +181,15 @@ def run_stage(
         shutil.move(str(d), str(stale))
     d.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    atomic_write_json(d / "manifest.json", {"stage": st.name, "fingerprint": fp, "complete": False})
+    if main:
+        atomic_write_json(
+            d / "manifest.json", {"stage": st.name, "fingerprint": fp, "complete": False}
+        )
     log.info("stage %-8s running", st.name)
     summary = st.fn(StageContext(cfg, run_dir, st.name, fp, shard)) or {}
-    if summary.get("partial"):
-        # One shard of several finished; the stage completes when its last shard merges.
+    if summary.get("partial") or not main:
+        # One shard of several finished (the stage completes when its last shard does),
+        # or a worker process under accelerate: the main process writes the manifest.
         return summary
     atomic_write_json(
         d / "manifest.json",

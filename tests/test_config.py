@@ -17,6 +17,18 @@ def test_every_shipped_yaml_parses_and_validates(path: Path) -> None:
     assert isinstance(cfg, RunConfig)
 
 
+ACCELERATE = sorted((Path(__file__).resolve().parents[1] / "configs" / "accelerate").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", ACCELERATE, ids=lambda p: p.name)
+def test_accelerate_configs_parse(path: Path) -> None:
+    text = path.read_text()
+    assert text.startswith("# Run with:")
+    tree = yaml.safe_load(text)
+    assert tree["distributed_type"] in {"MULTI_GPU", "FSDP", "DEEPSPEED", "MULTI_CPU"}
+    assert tree["num_processes"] >= 2
+
+
 def test_shipped_configs_exist() -> None:
     assert {"demo.yaml", "paper.yaml"} <= {p.name for p in CONFIGS}
 
