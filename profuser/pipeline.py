@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -164,10 +165,16 @@ def run_pipeline(
     return summaries
 
 
+def _is_main_process() -> bool:
+    """Under `accelerate launch` only the main process writes manifests."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+
+
 def run_stage(
     st: Stage, cfg: RunConfig, run_dir: Path, fp: str, shard: tuple[int, int] = (0, 1)
 ) -> dict:
     """Run one stage unless complete under ``fp``; stale outputs are moved aside, not deleted."""
+    main = _is_main_process()
     d = run_dir / st.name
     manifest = read_json(d / "manifest.json")
     if manifest and manifest.get("fingerprint") == fp and manifest.get("complete"):
