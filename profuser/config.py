@@ -137,6 +137,9 @@ class EvalConfig(_Strict):
     tasks: list[str] = Field(default_factory=list)
     limit: int | None = Field(default=None, gt=0)
     batch_size: int = Field(default=8, gt=0)
+    # lm-eval joins a template's trailing space/newline to a multiple-choice answer before
+    # tokenizing; True tokenizes the answer alone, as the model generates it after its prompt.
+    split_continuation: bool = False
 
 
 class RunConfig(_Strict):
