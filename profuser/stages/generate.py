@@ -2,7 +2,8 @@
 
 Each source answers in its own chat template, with per-example seeds so that an
 answer does not depend on batch size or shard count. Empty answers and answers
-cut at ``max_new_tokens`` are kept, flagged and counted.
+cut at ``max_new_tokens`` are kept, flagged and counted. With
+``advantage.sampling.backend: vllm`` the sampling runs in vLLM (where installed).
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 import logging
 
 from profuser.chat import end_of_turn_ids, render_prompt
-from profuser.errors import UserError
-from profuser.generation import example_seed, generate
-from profuser.models import usable_vocab
+from profuser.generation import Generation, example_seed, generate
+from profuser.models import load_tokenizer, usable_vocab
 from profuser.pipeline import StageContext, stage
 from profuser.shards import read_rows, run_shards
 from profuser.stages.common import open_source, read_data
@@ -20,54 +20,82 @@ from profuser.stages.common import open_source, read_data
 log = logging.getLogger("profuser")
 
 
-@stage("generate", reads=("sources", "seed", "advantage.sampling"), upstream=("data",))
-def run(ctx: StageContext) -> dict:
-    cfg = ctx.cfg
+def _rows(chunk: list[dict], outs: list[Generation], source: str) -> list[dict]:
+    return [
+        {
+            "id": r["id"],
+            "source": source,
+            "answer": g.text,
+            "num_tokens": g.num_tokens,
+            "truncated": g.hit_limit,
+            "empty": not g.text.strip(),
+        }
+        for r, g in zip(chunk, outs, strict=True)
+    ]
+
+
+def _answer_fn(cfg, src):
+    """A function from a chunk of data rows to answer rows, for one source."""
     sampling = cfg.advantage.sampling
     if sampling.backend == "vllm":
-        raise UserError(
-            "advantage.sampling.backend=vllm: the vLLM backend is not available in this version; use hf"
-        )
-    ctx.upstream("data")
-    rows = read_data(ctx.run_dir)
-    done = True
-    summary: dict = {}
-    for src in cfg.sources:
-        tok, model = open_source(src)
-        stops = end_of_turn_ids(tok)
-        vocab = usable_vocab(model, tok)
+        from profuser.generation_vllm import generate_vllm
 
-        def work(
-            chunk: list[dict], tok=tok, model=model, src=src, stops=stops, vocab=vocab
-        ) -> list[dict]:
+        tok = load_tokenizer(src.path, src.chat_template, src.trust_remote_code)
+        stops = end_of_turn_ids(tok)
+
+        def work_vllm(chunk: list[dict]) -> list[dict]:
             prompts = [render_prompt(tok, r["system"], r["instruction"]) for r in chunk]
             seeds = [example_seed(cfg.seed, r["id"], src.name) for r in chunk]
-            outs = generate(
-                model,
+            outs = generate_vllm(
+                src.path,
                 tok,
                 prompts,
                 seeds,
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
                 max_new_tokens=sampling.max_new_tokens,
-                batch_size=sampling.batch_size,
                 stop_ids=stops,
-                valid_vocab=vocab,
-                progress=f"generate {src.name}",
+                dtype=src.dtype,
+                trust_remote_code=src.trust_remote_code,
             )
-            return [
-                {
-                    "id": r["id"],
-                    "source": src.name,
-                    "answer": g.text,
-                    "num_tokens": g.num_tokens,
-                    "truncated": g.hit_limit,
-                    "empty": not g.text.strip(),
-                }
-                for r, g in zip(chunk, outs, strict=True)
-            ]
+            return _rows(chunk, outs, src.name)
 
+        return work_vllm
+    tok, model = open_source(src)
+    stops, vocab = end_of_turn_ids(tok), usable_vocab(model, tok)
+
+    def work(chunk: list[dict]) -> list[dict]:
+        prompts = [render_prompt(tok, r["system"], r["instruction"]) for r in chunk]
+        seeds = [example_seed(cfg.seed, r["id"], src.name) for r in chunk]
+        outs = generate(
+            model,
+            tok,
+            prompts,
+            seeds,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_new_tokens=sampling.max_new_tokens,
+            batch_size=sampling.batch_size,
+            stop_ids=stops,
+            valid_vocab=vocab,
+            progress=f"generate {src.name}",
+        )
+        return _rows(chunk, outs, src.name)
+
+    return work
+
+
+@stage("generate", reads=("sources", "seed", "advantage.sampling"), upstream=("data",))
+def run(ctx: StageContext) -> dict:
+    cfg = ctx.cfg
+    ctx.upstream("data")
+    rows = read_data(ctx.run_dir)
+    done = True
+    summary: dict = {}
+    for src in cfg.sources:
+        work = _answer_fn(cfg, src)
         done &= run_shards(ctx.dir / src.name, rows, cfg.advantage.shard_size, work, ctx.shard)
+        del work
         got = read_rows(ctx.dir / src.name)
         summary[src.name] = {
             "answers": len(got),
@@ -75,13 +103,11 @@ def run(ctx: StageContext) -> dict:
             "truncated": sum(g["truncated"] for g in got),
             "mean_tokens": round(sum(g["num_tokens"] for g in got) / max(1, len(got)), 2),
         }
-        del model
-    for name, s in summary.items():
-        if s["empty"] or s["truncated"]:
+        if summary[src.name]["empty"] or summary[src.name]["truncated"]:
             log.warning(
-                "generate %s: %d empty and %d truncated answers (kept, flagged)",
-                name,
-                s["empty"],
-                s["truncated"],
+                "generate %s: %d empty and %d truncated answers (kept and flagged)",
+                src.name,
+                summary[src.name]["empty"],
+                summary[src.name]["truncated"],
             )
     return {"partial": not done, "sources": summary}
