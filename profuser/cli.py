@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -206,6 +207,16 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" writing {exc.filename}" if exc.filename else ""
+            print(
+                f"error: disk full{where}; free space and run the same command again "
+                "(completed stages and shards are kept)",
+                file=sys.stderr,
+            )
+            return 2
+        raise
     except KeyboardInterrupt:
         print(
             "interrupted: completed stages and shards are kept; run the same command to resume",
