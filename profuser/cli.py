@@ -16,7 +16,7 @@ from profuser.errors import UserError
 log = logging.getLogger("profuser")
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # `demo --quick`: sources, CSFT, Fuse and ProFuser with one seed.
-QUICK_OVERRIDES = ["variants=[csft, fuse]"]
+QUICK_OVERRIDES = ["variants=[csft, fuse]", "merges=[]"]
 
 
 def _setup_logging(verbose: bool) -> None:

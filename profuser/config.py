@@ -142,6 +142,17 @@ class EvalConfig(_Strict):
     split_continuation: bool = False
 
 
+class MergeConfig(_Strict):
+    """A weight-merging baseline (paper, Table 3): a trained variant merged with a same-architecture source."""
+
+    method: Literal["slerp", "ties", "dare"]
+    name: str | None = None  # default: the method
+    variant: str = "csft"
+    source: str  # a source of the target's architecture
+    base: str | None = None  # common ancestor for TIES/DARE (e.g. Llama-2-7b); default: the variant
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class RunConfig(_Strict):
     """A whole fusion run."""
 
@@ -157,6 +168,7 @@ class RunConfig(_Strict):
     schedule: str | list[Phase] = "profuser"
     variants: list[str] = Field(default_factory=list)  # extra schedule presets to train (baselines)
     train: TrainConfig = TrainConfig()
+    merges: list[MergeConfig] = Field(default_factory=list)
     eval: EvalConfig = EvalConfig()
     world: dict[str, int | float] = Field(default_factory=dict)  # tiny-world options (demo)
 
@@ -197,6 +209,15 @@ class RunConfig(_Strict):
             raise ValueError(f"source names must be unique, got {names}")
         if not self.target_path and self.target not in names:
             raise ValueError(f"target {self.target!r} is not a source; sources are {names}")
+        for m in self.merges:
+            if m.source not in names:
+                raise ValueError(
+                    f"merge {m.name or m.method!r}: source {m.source!r} is not a source"
+                )
+            if m.variant not in self.variants and m.variant != self.schedule:
+                raise ValueError(
+                    f"merge {m.name or m.method!r}: variant {m.variant!r} is not trained (add it to variants)"
+                )
         strongest = [r.name for r in self.reward_models if r.strongest]
         if len(strongest) > 1:
             raise ValueError(f"only one reward model may be strongest, got {strongest}")

@@ -7,7 +7,7 @@ Models evaluated, in this order:
   `save_pretrained` directory with tokenizer and chat template); the expected
   names are the main schedule (its preset name, or ``custom``) and each of
   ``cfg.variants``, as the train stage names them;
-* ``merge``: each weight-merged model found at ``merge/<name>`` (when present).
+* ``merge``: each weight-merged model found at ``train/merges/<name>`` (when present).
 
 The stage only looks for what exists; it never requires the train stage to be
 complete (sources alone are still evaluated). ``train`` is listed as upstream
@@ -90,8 +90,8 @@ def models_to_evaluate(cfg: RunConfig, run_dir: Path) -> tuple[list[ModelEntry],
     order = [v for v in expected if v in trained] + [v for v in trained if v not in expected]
     out += [trained_model("variant", v, run_dir / "train" / v / "final") for v in order]
     out += [
-        trained_model("merge", m, run_dir / "merge" / m)
-        for m in _found(run_dir / "merge", "config.json")
+        trained_model("merge", m, run_dir / "train" / "merges" / m)
+        for m in _found(run_dir / "train" / "merges", "config.json")
     ]
     return out, [v for v in expected if v not in trained]
 

@@ -82,7 +82,16 @@ def build_examples(ctx: StageContext, tok) -> list[FusionExample]:
 
 @stage(
     "train",
-    reads=("train", "schedule", "variants", "seed", "target", "target_path", "advantage.top_k"),
+    reads=(
+        "train",
+        "schedule",
+        "variants",
+        "merges",
+        "seed",
+        "target",
+        "target_path",
+        "advantage.top_k",
+    ),
     upstream=("data", "align"),
 )
 def run(ctx: StageContext) -> dict:
