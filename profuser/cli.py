@@ -15,8 +15,6 @@ from profuser.errors import UserError
 
 log = logging.getLogger("profuser")
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-# `demo --quick`: sources, CSFT, Fuse and ProFuser with one seed.
-QUICK_OVERRIDES = ["variants=[csft, fuse]", "merges=[]"]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -113,22 +111,21 @@ def _kv(items: list[str]):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from profuser.config import load_config
+    from profuser.demo import run_demo
+    from profuser.report_text import print_run_summary
     from profuser.world.resolve import materialize_world
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.time()
     cfg_path = REPO_CONFIGS / "demo.yaml"
     out = Path(args.out or ("runs/demo-quick" if args.quick else "runs/demo"))
-    overrides = [*(QUICK_OVERRIDES if args.quick else []), *args.overrides]
-    cfg = load_config(cfg_path, overrides)
-    _, world_dir = materialize_world(cfg)
+    load_config(cfg_path, args.overrides)  # fail on a bad override before building anything
+    _, world_dir = materialize_world(load_config(cfg_path, args.overrides))
     _print_accuracy(world_dir)
-    _run(str(cfg_path), overrides, str(out), None, args.force, None)
-    from profuser.report_text import print_report, print_run_summary
-
-    print_run_summary(out)
-    print_report(out)
-    print(f"\ndemo finished in {time.time() - started:.0f} s; run directory: {out}")
+    run_demo(cfg_path, out, args.quick, args.overrides, force=args.force)
+    print_run_summary(out / "seed-0")
+    print("\n" + (out / "summary.md").read_text(encoding="utf-8"))
+    print(f"demo finished in {time.time() - started:.0f} s; results in {out}")
     return 0
 
 

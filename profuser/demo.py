@@ -1,0 +1,230 @@
+"""The tiny-world demo: the pipeline over several seeds and studies, then mean ± std tables.
+
+``--quick``: sources, CSFT, Fuse and ProFuser, one seed. Full: every schedule
+variant and the merges over three seeds, plus the inference-mode selection-rule
+study (Figure 3) and the number-of-sources study (Table 4 / Figure 4). Every run
+is an ordinary run directory, so an interrupted demo resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from profuser.config import load_config
+from profuser.io import atomic_write_bytes, atomic_write_json, read_json
+from profuser.pipeline import run_pipeline
+from profuser.world.resolve import materialize_world
+
+log = logging.getLogger("profuser")
+
+QUICK = ["variants=[csft, fuse]", "merges=[]"]
+RULE_STUDY = ("single_rm", "reference")  # compared with the main runs' rm_vote
+SOURCE_STUDY = {
+    "FuseMPT": ["vicuna-like", "mpt-like"],
+    "FuseLlama": ["vicuna-like", "llama-chat-like"],
+}
+
+
+@dataclass
+class DemoPlan:
+    """Which runs the demo makes: (label, run directory, overrides)."""
+
+    runs: list[tuple[str, Path, list[str], list[str] | None]] = field(default_factory=list)
+
+
+def plan(out: Path, quick: bool, seeds: list[int], extra: list[str]) -> DemoPlan:
+    p = DemoPlan()
+    base = [*(QUICK if quick else []), *extra]
+    for s in seeds:
+        p.runs.append(("main", out / f"seed-{s}", [*base, f"seed={s}"], None))
+        if quick:
+            continue
+        for rule in RULE_STUDY:
+            p.runs.append(
+                (
+                    f"rule:{rule}",
+                    out / f"rule-{rule}-seed-{s}",
+                    [
+                        *base,
+                        f"seed={s}",
+                        f"advantage.inference_rule={rule}",
+                        "variants=[]",
+                        "merges=[]",
+                    ],
+                )
+            )
+        for label, keep in SOURCE_STUDY.items():
+            p.runs.append(
+                (
+                    f"sources:{label}",
+                    out / f"sources-{label}-seed-{s}",
+                    [
+                        *base,
+                        f"seed={s}",
+                        "variants=[]",
+                        "merges=[]",
+                        f"sources_keep=[{', '.join(keep)}]",
+                    ],
+                )
+            )
+    return p
+
+
+def _config(cfg_path: Path, overrides: list[str], keep: list[str] | None):
+    """The demo config with ``overrides``; ``keep`` restricts the sources (number-of-sources study)."""
+    if keep is None:
+        return load_config(cfg_path, overrides)
+    tree = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    tree["sources"] = [s for s in tree["sources"] if s["name"] in keep]
+    return load_config(base=tree, overrides=overrides)
+
+
+def run_demo(cfg_path: Path, out: Path, quick: bool, extra: list[str], force: bool = False) -> dict:
+    """Run every planned pipeline and write ``summary.json`` / ``summary.md`` under ``out``."""
+    seeds = [0] if quick else [0, 1, 2]
+    results: dict[str, list[dict]] = {}
+    for label, run_dir, overrides, keep in plan(out, quick, seeds, extra).runs:
+        cfg, _ = materialize_world(_config(cfg_path, overrides, keep))
+        log.info("demo: %s (seed %d) -> %s", label, cfg.seed, run_dir)
+        run_pipeline(cfg, run_dir, force=force)
+        res = read_json(run_dir / "report" / "results.json") or {}
+        results.setdefault(label, []).append(res)
+    summary = aggregate(results)
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_bytes(out / "summary.md", summary_markdown(summary, quick).encode())
+    _figures(summary, out)
+    return summary
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return (math.nan, math.nan)
+    return (statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+
+def aggregate(results: dict[str, list[dict]]) -> dict:
+    """Per study label, per model: mean and std over seeds of each task score."""
+    out: dict = {}
+    for label, runs in results.items():
+        models: dict[tuple[str, str], dict[str, list[float]]] = {}
+        for res in runs:
+            for m in res.get("models", []):
+                scores = models.setdefault((m["kind"], m["name"]), {})
+                for task, v in m["scores"].items():
+                    scores.setdefault(task, []).append(v)
+        out[label] = {
+            "seeds": len(runs),
+            "models": [
+                {"kind": k, "name": n, "scores": {t: _mean_std(v) for t, v in s.items()}}
+                for (k, n), s in models.items()
+            ],
+            "win_share": [r.get("win_share", {}) for r in runs],
+        }
+    return out
+
+
+def _cell(ms: tuple[float, float], bold: bool) -> str:
+    m, s = ms
+    if math.isnan(m):
+        return "–"
+    txt = f"{100 * m:.1f} ± {100 * s:.1f}"
+    return f"**{txt}**" if bold else txt
+
+
+def _table(models: list[dict], names: list[str] | None = None) -> str:
+    rows = [m for m in models if names is None or m["name"] in names]
+    cols = sorted({t for m in rows for t in m["scores"] if t != "average"}) + ["average"]
+    best = {
+        c: max(
+            (
+                m["scores"][c][0]
+                for m in rows
+                if c in m["scores"] and not math.isnan(m["scores"][c][0])
+            ),
+            default=None,
+        )
+        for c in cols
+    }
+    lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for m in rows:
+        cells = [
+            _cell(
+                m["scores"].get(c, (math.nan, math.nan)), m["scores"].get(c, (None,))[0] == best[c]
+            )
+            for c in cols
+        ]
+        lines.append(f"| {m['kind']}: {m['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary_markdown(summary: dict, quick: bool) -> str:
+    main = summary.get("main", {})
+    lines = [
+        f"# Tiny-world demo ({'quick' if quick else 'full'}): mean ± std over {main.get('seeds', 0)} seed(s)",
+        "",
+    ]
+    lines += [
+        "## Table 1 shape: sources, variants and merges",
+        "",
+        _table(main.get("models", [])),
+        "",
+    ]
+    rules = {"rm_vote": _avg(main, "profuser")}
+    rules.update(
+        {
+            k.split(":", 1)[1]: _avg(v, "profuser")
+            for k, v in summary.items()
+            if k.startswith("rule:")
+        }
+    )
+    if len(rules) > 1:
+        lines += ["## Figure 3: inference-mode selection rule (ProFuser average)", ""]
+        lines += [f"- {k}: {_cell(v, False)}" for k, v in rules.items()] + [""]
+    srcs = {
+        k.split(":", 1)[1]: _avg(v, "profuser")
+        for k, v in summary.items()
+        if k.startswith("sources:")
+    }
+    if srcs:
+        srcs["all sources (ProFuser)"] = _avg(main, "profuser")
+        srcs["CSFT (no fusion)"] = _avg(main, "csft")
+        lines += ["## Table 4: number of sources (average)", ""]
+        lines += [f"- {k}: {_cell(v, False)}" for k, v in srcs.items()] + [""]
+    return "\n".join(lines)
+
+
+def _avg(study: dict, name: str) -> tuple[float, float]:
+    for m in study.get("models", []):
+        if m["kind"] == "variant" and m["name"] == name:
+            return tuple(m["scores"].get("average", (math.nan, math.nan)))
+    return (math.nan, math.nan)
+
+
+def _figures(summary: dict, out: Path) -> None:
+    from profuser.figures import bar_figure
+
+    rules = {"rm_vote": _avg(summary.get("main", {}), "profuser")[0]}
+    rules.update(
+        {
+            k.split(":", 1)[1]: _avg(v, "profuser")[0]
+            for k, v in summary.items()
+            if k.startswith("rule:")
+        }
+    )
+    if len(rules) > 1:
+        bar_figure(rules, "ProFuser average", out / "fig3_selection_rules.png")
+    srcs = {
+        k.split(":", 1)[1]: _avg(v, "profuser")[0]
+        for k, v in summary.items()
+        if k.startswith("sources:")
+    }
+    if srcs:
+        srcs["all"] = _avg(summary.get("main", {}), "profuser")[0]
+        bar_figure(srcs, "ProFuser average", out / "fig4_num_sources.png")
