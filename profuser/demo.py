@@ -39,40 +39,20 @@ class DemoPlan:
 
 
 def plan(out: Path, quick: bool, seeds: list[int], extra: list[str]) -> DemoPlan:
+    """The runs of a quick or full demo, in order."""
     p = DemoPlan()
     base = [*(QUICK if quick else []), *extra]
+    single = ["variants=[]", "merges=[]"]  # studies train ProFuser alone
     for s in seeds:
         p.runs.append(("main", out / f"seed-{s}", [*base, f"seed={s}"], None))
         if quick:
             continue
         for rule in RULE_STUDY:
-            p.runs.append(
-                (
-                    f"rule:{rule}",
-                    out / f"rule-{rule}-seed-{s}",
-                    [
-                        *base,
-                        f"seed={s}",
-                        f"advantage.inference_rule={rule}",
-                        "variants=[]",
-                        "merges=[]",
-                    ],
-                )
-            )
+            overrides = [*base, f"seed={s}", f"advantage.inference_rule={rule}", *single]
+            p.runs.append((f"rule:{rule}", out / f"rule-{rule}-seed-{s}", overrides, None))
         for label, keep in SOURCE_STUDY.items():
-            p.runs.append(
-                (
-                    f"sources:{label}",
-                    out / f"sources-{label}-seed-{s}",
-                    [
-                        *base,
-                        f"seed={s}",
-                        "variants=[]",
-                        "merges=[]",
-                        f"sources_keep=[{', '.join(keep)}]",
-                    ],
-                )
-            )
+            overrides = [*base, f"seed={s}", *single]
+            p.runs.append((f"sources:{label}", out / f"sources-{label}-seed-{s}", overrides, keep))
     return p
 
 
