@@ -48,7 +48,9 @@ def _iter_json(path: Path) -> Iterator[tuple[int, Any]]:
             raise UserError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
         yield from enumerate(rows, start=1)
         return
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines ends rows at "\n" only: str.splitlines() would also cut at U+0085, U+2028
+    # and other separators that JSON strings may hold raw.
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
