@@ -5,11 +5,14 @@ tokenizations are aligned exactly by where their tokens start in it:
 
 * **Positions** (`TokenAligner.align`). Each token gets an *anchor*, the first
   non-whitespace character of its span ("Ġfoo", "▁foo" and "foo" all start at
-  "f"; rules for byte pieces and inserted markers in `profuser.align.spans`).
+  "f"), as a byte offset into the UTF-8 text so that the byte pieces of one
+  character keep one anchor each (rules in `profuser.align.spans`).
   Target token j is aligned to the source token with the same anchor, else -1;
-  one vectorised merge of the two anchor arrays, O(n + m). Spans come from fast
-  tokenizers' offset mappings, or, without them, from a linear walk over the
-  token strings.
+  one vectorised merge of the two anchor arrays, O(n + m). Where each token
+  lies comes, cheapest first, from the token bytes themselves when they spell
+  the text exactly (byte-level and byte-fallback tokenizers), from a fast
+  tokenizer's offset mapping, or, for slow tokenizers, from a linear walk over
+  the token strings.
 * **Vocabularies** (`build_vocab_map`, `TokenAligner.map_topk`). A source token
   goes to the target token the target would emit first for the text it stands
   for (exact match, else longest target-vocabulary prefix, on bytes); built

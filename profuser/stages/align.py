@@ -18,7 +18,7 @@ from profuser.align import TokenAligner
 from profuser.chat import encode_turn
 from profuser.models import load_tokenizer
 from profuser.pipeline import StageContext, stage
-from profuser.stages.common import read_data, target_source
+from profuser.stages.common import StoreView, read_data, target_source
 from profuser.stages.teacher import read_rows_file
 from profuser.storage import DistributionReader, DistributionWriter
 
@@ -43,14 +43,14 @@ def _store_mode(
         logprob_format=adv.logprob_format,
         resume=True,
     )
-    readers: dict[str, DistributionReader] = {}
+    readers: dict[str, StoreView] = {}
     aligners: dict[str, TokenAligner] = {}
     aligned = total = missing = 0
     for row, answer, src in jobs:
         if row["id"] in writer.stored_ids:
             continue
         reader = readers.get(src) or readers.setdefault(
-            src, DistributionReader(ctx.run_dir / "teacher" / src / teacher_sub)
+            src, StoreView(ctx.run_dir / "teacher" / src / teacher_sub)
         )
         if row["id"] not in reader:
             missing += 1  # the source's logits were not finite or the answer too long: no teacher

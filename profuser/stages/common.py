@@ -33,3 +33,55 @@ def target_source(cfg: RunConfig) -> SourceConfig:
             dtype=base.dtype if base else "auto",
         )
     return next(s for s in cfg.sources if s.name == cfg.target)
+
+
+def part_dir(base: Path, shard: tuple[int, int]) -> Path:
+    """Where one process writes a sharded store: ``base`` itself, or ``base/part-i-of-n``."""
+    i, n = shard
+    return base if n == 1 else base / f"part-{i:02d}-of-{n:02d}"
+
+
+def parts_complete(base: Path, n: int) -> bool:
+    """Whether all ``n`` processes' parts of a store (or the single store) are complete."""
+    from profuser.io import read_json
+
+    return all(
+        (read_json(part_dir(base, (i, n)) / "manifest.json") or {}).get("complete")
+        for i in range(n)
+    )
+
+
+class StoreView:
+    """One distribution store, or the parts that several processes wrote, read as one."""
+
+    def __init__(self, base: Path):
+        from profuser.storage import DistributionReader
+
+        if (base / "manifest.json").is_file():
+            self.readers = [DistributionReader(base)]
+        else:
+            self.readers = [
+                DistributionReader(p)
+                for p in sorted(base.glob("part-*"))
+                if (p / "manifest.json").is_file()
+            ]
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.readers) and all(r.complete for r in self.readers)
+
+    def __contains__(self, example_id: str) -> bool:
+        return any(example_id in r for r in self.readers)
+
+    def get(self, example_id: str):
+        for r in self.readers:
+            if example_id in r:
+                return r.get(example_id)
+        raise KeyError(example_id)
+
+    def __iter__(self):
+        for r in self.readers:
+            yield from r
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.readers)

@@ -24,8 +24,8 @@ from profuser.chat import encode_turn
 from profuser.models import usable_vocab
 from profuser.pipeline import StageContext, stage
 from profuser.shards import read_rows, write_rows
-from profuser.stages.common import open_source, read_data
-from profuser.storage import DistributionReader, DistributionWriter
+from profuser.stages.common import StoreView, open_source, part_dir, parts_complete, read_data
+from profuser.storage import DistributionWriter
 from profuser.teacher import ForcedItem, teacher_force
 
 log = logging.getLogger("profuser")
@@ -44,14 +44,16 @@ def _store(
     adv, max_len = ctx.cfg.advantage, ctx.cfg.train.max_length
     vocab = usable_vocab(model, tok)
     writer = DistributionWriter(
-        ctx.dir / src_name / mode,
+        part_dir(ctx.dir / src_name / mode, ctx.shard),
         shard_size=adv.shard_size,
         vocab_size=vocab,
         logprob_format=adv.logprob_format,
         resume=True,
     )
     counts = {"truncated": 0, "too_long": 0, "non_finite": 0}
-    todo = [r for r in rows if r["id"] in answers and r["id"] not in writer.stored_ids]
+    i, n = ctx.shard
+    mine = [r for k, r in enumerate(rows) if k % n == i]  # --shard i/n: every n-th example
+    todo = [r for r in mine if r["id"] in answers and r["id"] not in writer.stored_ids]
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     for start in range(0, len(todo), adv.shard_size):
         chunk = todo[start : start + adv.shard_size]
@@ -133,7 +135,7 @@ def ce_table(ctx_dir: Path, source_names: list[str], ids: list[str]) -> dict[str
     nbytes = np.zeros(len(ids))
     pos = {eid: i for i, eid in enumerate(ids)}
     for k, name in enumerate(source_names):
-        for rec in DistributionReader(ctx_dir / name / "gt"):
+        for rec in StoreView(ctx_dir / name / "gt"):
             i = pos[rec.example_id]
             ce[i, k] = rec.scalars["ce"]
             ntok[i, k] = rec.scalars["n_tokens"]
@@ -170,6 +172,10 @@ def run(ctx: StageContext) -> dict:
                 ctx, model, tok, src.name, "own", rows, own[src.name]
             )
         del model
+    stores = [ctx.dir / s.name / "gt" for s in cfg.sources]
+    stores += [ctx.dir / s.name / "own" for s in cfg.sources if own.get(s.name)]
+    if not all(parts_complete(d, ctx.shard[1]) for d in stores):
+        return {"partial": True, "counts": counts}  # other processes' parts are still running
     names = [s.name for s in cfg.sources]
     ids = [r["id"] for r in rows]
     table = ce_table(ctx.dir, names, ids)
