@@ -48,13 +48,13 @@ class SeededSampler(LogitsProcessor):
         keep = (cum - sorted_p) < self.top_p  # the smallest prefix reaching top_p
         sorted_p = sorted_p * keep
         cum = sorted_p.cumsum(dim=-1)
+        # One uniform draw per row from that row's own generator, then one batched search.
+        u = torch.stack([torch.rand((), generator=g) for g in self.gens]).to(cum.device)  # [batch]
+        pick = torch.searchsorted(cum, (u * cum[:, -1]).unsqueeze(1).contiguous(), right=True)
+        pick = pick.clamp(max=cum.shape[1] - 1)  # [batch, 1]
+        chosen = order.gather(1, pick)  # [batch, 1]
         out = torch.full_like(scores, float("-inf"))
-        for row, gen in enumerate(self.gens):
-            u = torch.rand((), generator=gen) * cum[row, -1]
-            pick = int(
-                torch.searchsorted(cum[row], u.unsqueeze(0), right=True).clamp(max=cum.shape[1] - 1)
-            )
-            out[row, order[row, pick]] = 0.0
+        out.scatter_(1, chosen, 0.0)
         return out
 
 

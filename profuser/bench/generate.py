@@ -14,9 +14,9 @@ from profuser.world.check import read_jsonl
 
 @register("generate")
 def bench_generate(
-    n_prompts: int = 48,
+    n_prompts: int = 64,
     source: str = "vicuna-like",
-    batch_size: int = 16,
+    batch_size: int = 32,
     max_new_tokens: int = 48,
     world: Path | None = None,
 ) -> dict:
