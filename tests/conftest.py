@@ -25,5 +25,7 @@ def mini_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A very small, barely trained world for fast plumbing tests (no accuracy check)."""
     from profuser.world.build import WorldSpec, build_world
 
-    spec = WorldSpec(n_train=40, n_heldout_per_skill=3, n_source_examples=64, steps=4, batch=8)
+    spec = WorldSpec(
+        n_train=40, n_heldout_per_skill=3, n_source_examples=64, steps=4, batch=8, rm_steps=4
+    )
     return build_world(spec, root=tmp_path_factory.mktemp("mini-world"), check=False)

@@ -40,7 +40,7 @@ from profuser.world.skills import (
 )
 from profuser.world.tokenizers import build_tokenizer
 
-WORLD_VERSION = 2
+WORLD_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class WorldSpec:
     steps: int = 500
     batch: int = 32
     lr: float = 3e-3
+    rm_steps: int = 900
     sources: tuple[SourceSpec, ...] = DEFAULT_SOURCES
     version: int = WORLD_VERSION
     extra: dict = field(default_factory=dict)

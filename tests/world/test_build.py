@@ -41,7 +41,9 @@ def test_mini_world_loads_through_auto_classes(mini_world: Path) -> None:
 
 
 def test_rebuild_with_same_seed_is_identical(tmp_path: Path, mini_world: Path) -> None:
-    spec = WorldSpec(n_train=40, n_heldout_per_skill=3, n_source_examples=64, steps=4, batch=8)
+    spec = WorldSpec(
+        n_train=40, n_heldout_per_skill=3, n_source_examples=64, steps=4, batch=8, rm_steps=4
+    )
     again = build_world(spec, root=tmp_path, check=False)
     assert again != mini_world
     for sub in ("data/train.jsonl", "data/heldout.jsonl"):
