@@ -31,6 +31,7 @@ from transformers import (
 
 from profuser.chat import encode_turn
 from profuser.chat_templates import get_chat_template
+from profuser.world.reward import train_world_reward_model
 from profuser.world.skills import (
     SKILLS,
     UNSEEN_HELDOUT_SKILLS,
@@ -216,6 +217,15 @@ def _write_jsonl(path: Path, examples: list[WorldExample]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def world_corpus(train: list[WorldExample], seed: int) -> list[str]:
+    """The text the world's tokenizers are trained on."""
+    corpus = [t for e in train for t in (e.system, e.instruction, e.response)]
+    corpus += [
+        f"{e.instruction} {e.response} {e.short}" for e in generate_examples(2000, seed, "corpus")
+    ]
+    return corpus
+
+
 def build_world(
     spec: WorldSpec | None = None, root: Path | None = None, check: bool = True
 ) -> Path:
@@ -233,11 +243,7 @@ def build_world(
     _write_jsonl(tmp / "data" / "heldout.jsonl", heldout)
     exclude = {e.instruction for e in heldout if e.skill in UNSEEN_HELDOUT_SKILLS}
 
-    corpus = [t for e in train for t in (e.system, e.instruction, e.response)]
-    corpus += [
-        f"{e.instruction} {e.response} {e.short}"
-        for e in generate_examples(2000, spec.seed, "corpus")
-    ]
+    corpus = world_corpus(train, spec.seed)
     tokenizers: dict[str, PreTrainedTokenizerBase] = {}
     losses: dict[str, list[float]] = {}
     for i, src in enumerate(spec.sources):
@@ -257,6 +263,8 @@ def build_world(
         out = tmp / "models" / src.name
         model.save_pretrained(out)
         tok.save_pretrained(out)
+    # The demo's trained reward model: a voter beside the verifier and the reference scorer.
+    train_world_reward_model(tmp / "reward" / "tiny-rm", corpus, spec.seed, steps=spec.rm_steps)
     meta = {
         "spec": asdict(spec),
         "key": spec.key(),
