@@ -23,7 +23,7 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("transformers", "datasets", "httpx", "urllib3", "filelock"):
+    for noisy in ("transformers", "datasets", "httpx", "urllib3", "filelock", "lm_eval", "lm-eval"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
