@@ -46,7 +46,7 @@ def test_eval_stage_writes_one_file_per_model_and_resumes(
     run = tmp_path / "run"
     # A trained variant and a merge: here copies of the target's own directory.
     shutil.copytree(mini_world / "models" / "vicuna-like", run / "train" / "profuser" / "final")
-    shutil.copytree(mini_world / "models" / "vicuna-like", run / "merge" / "slerp")
+    shutil.copytree(mini_world / "models" / "vicuna-like", run / "train" / "merges" / "slerp")
     (run / "train" / "csft").mkdir(parents=True)  # unfinished: no final/ yet, ignored
 
     summary = _run(_cfg(mini_world), run)
