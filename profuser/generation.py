@@ -2,26 +2,25 @@
 
 Hugging Face `generate` draws from one global random stream, so a row's sample
 depends on its batch-mates. Here each row owns a generator seeded from
-(run seed, example id, model name): a logits processor draws that row's token
-itself and hands `generate` a one-hot score, and `generate` runs in greedy mode.
-A row's answer then does not depend on batch size, order or shard count (up to
-the floating-point noise of padded batched matmuls).
+(run seed, example id, model name), so a row's answer does not depend on batch
+size, order or shard count (up to the floating-point noise of padded batched
+matmuls).
+
+The decode loop is our own, over the model's KV cache: prompts are left-padded,
+and a row that has ended its turn leaves the batch (its cache rows are dropped),
+so a batch costs what its live rows cost, not what its longest answer costs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
-from transformers import (
-    GenerationConfig,
-    LogitsProcessor,
-    LogitsProcessorList,
-    PreTrainedTokenizerBase,
-)
+from transformers import DynamicCache, PreTrainedTokenizerBase
 
 
 def example_seed(*parts: object) -> int:
@@ -30,45 +29,37 @@ def example_seed(*parts: object) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-class SeededSampler(LogitsProcessor):
-    """Samples each row with its own generator, after temperature and top-p."""
+def sample_rows(
+    logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_p: float
+) -> torch.Tensor:
+    """One token per row: temperature, then the smallest top-p prefix, inverse-CDF sampled
+    with that row's own uniform draw. ``logits`` [b, V], ``uniforms`` [b] -> ids [b].
+    Greedy when temperature is 0."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    sorted_p, order = probs.sort(dim=-1, descending=True)
+    keep = (sorted_p.cumsum(dim=-1) - sorted_p) < top_p  # the smallest prefix reaching top_p
+    cum = (sorted_p * keep).cumsum(dim=-1)
+    u = uniforms.to(cum.device)
+    pick = torch.searchsorted(cum, (u * cum[:, -1]).unsqueeze(1).contiguous(), right=True)
+    return order.gather(1, pick.clamp(max=cum.shape[1] - 1))[:, 0]
+
+
+class SeededSampler:
+    """Callable form of :func:`sample_rows` on HF-style ``(input_ids, scores)``: returns
+    scores that are 0 at the drawn token and -inf elsewhere."""
 
     def __init__(self, seeds: Sequence[int], temperature: float, top_p: float, valid_vocab: int):
         self.gens = [torch.Generator().manual_seed(s) for s in seeds]
-        self.temperature = temperature
-        self.top_p = top_p
-        self.valid_vocab = valid_vocab
+        self.temperature, self.top_p, self.valid_vocab = temperature, top_p, valid_vocab
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        # scores: [batch, V]
-        logits = scores[:, : self.valid_vocab].float() / self.temperature
-        probs = torch.softmax(logits, dim=-1)
-        sorted_p, order = probs.sort(dim=-1, descending=True)
-        cum = sorted_p.cumsum(dim=-1)
-        keep = (cum - sorted_p) < self.top_p  # the smallest prefix reaching top_p
-        sorted_p = sorted_p * keep
-        cum = sorted_p.cumsum(dim=-1)
-        # One uniform draw per row from that row's own generator, then one batched search.
-        u = torch.stack([torch.rand((), generator=g) for g in self.gens]).to(cum.device)  # [batch]
-        pick = torch.searchsorted(cum, (u * cum[:, -1]).unsqueeze(1).contiguous(), right=True)
-        pick = pick.clamp(max=cum.shape[1] - 1)  # [batch, 1]
-        chosen = order.gather(1, pick)  # [batch, 1]
+    def __call__(self, input_ids: torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor:
+        u = torch.stack([torch.rand((), generator=g) for g in self.gens])
+        picks = sample_rows(scores[:, : self.valid_vocab], u, self.temperature, self.top_p)
         out = torch.full_like(scores, float("-inf"))
-        out.scatter_(1, chosen, 0.0)
+        out.scatter_(1, picks[:, None], 0.0)
         return out
-
-
-class _MaskBeyond(LogitsProcessor):
-    """Never pick ids past the tokenizer: a model's output layer may be padded wider."""
-
-    def __init__(self, valid_vocab: int):
-        self.valid_vocab = valid_vocab
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if scores.shape[-1] > self.valid_vocab:
-            scores = scores.clone()
-            scores[:, self.valid_vocab :] = float("-inf")
-        return scores
 
 
 @dataclass
@@ -78,6 +69,77 @@ class Generation:
     text: str
     num_tokens: int
     hit_limit: bool  # stopped by max_new_tokens rather than end of turn
+
+
+def _takes_position_ids(model: torch.nn.Module) -> bool:
+    return "position_ids" in inspect.signature(model.forward).parameters
+
+
+@torch.inference_mode()
+def decode_batch(
+    model: torch.nn.Module,
+    prompts: Sequence[Sequence[int]],
+    seeds: Sequence[int],
+    *,
+    pad_id: int,
+    eos_ids: Sequence[int],
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    valid_vocab: int,
+) -> list[tuple[list[int], bool]]:
+    """Decode one batch; returns each row's (new tokens without the end marker, hit limit)."""
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for r, p in enumerate(prompts):
+        ids[r, width - len(p) :] = torch.tensor(p)
+        mask[r, width - len(p) :] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    with_pos = _takes_position_ids(model)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [b, width]; left padding shifts positions
+    cache = DynamicCache()
+    kwargs = {"position_ids": pos} if with_pos else {}
+    logits = model(
+        input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True, **kwargs
+    ).logits[:, -1]
+    live = list(range(len(prompts)))  # original row of each live row
+    # Each row's whole stream of uniforms, drawn up front from its own generator.
+    draws = torch.stack(
+        [torch.rand(max_new_tokens, generator=torch.Generator().manual_seed(s)) for s in seeds]
+    )
+    out: list[list[int]] = [[] for _ in prompts]
+    ended = [False] * len(prompts)
+    next_pos = pos[:, -1] + 1  # [b]
+    eos = torch.tensor(list(eos_ids), device=device)
+    for step in range(max_new_tokens):
+        toks = sample_rows(logits[:, :valid_vocab], draws[:, step], temperature, top_p)  # [b]
+        stop = torch.isin(toks, eos)
+        for r, t, s in zip(live, toks.tolist(), stop.tolist(), strict=True):
+            if s:
+                ended[r] = True
+            else:
+                out[r].append(t)
+        if step == max_new_tokens - 1 or bool(stop.all()):
+            break
+        if bool(stop.any()):
+            keep = (~stop).nonzero()[:, 0]
+            cache.batch_select_indices(keep)
+            mask, toks, next_pos = mask[keep], toks[keep], next_pos[keep]
+            live = [live[j] for j in keep.tolist()]
+            draws = draws[keep.cpu()]
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        kwargs = {"position_ids": next_pos[:, None]} if with_pos else {}
+        logits = model(
+            input_ids=toks[:, None],
+            attention_mask=mask,
+            past_key_values=cache,
+            use_cache=True,
+            **kwargs,
+        ).logits[:, -1]
+        next_pos = next_pos + 1
+    return [(out[r], not ended[r] and len(out[r]) >= max_new_tokens) for r in range(len(prompts))]
 
 
 def generate(
@@ -94,53 +156,30 @@ def generate(
     valid_vocab: int | None = None,
     progress: str | None = None,
 ) -> list[Generation]:
-    """Generate one answer per prompt; greedy when ``temperature`` is 0.
-
-    Prompts are batched by length with left padding and the KV cache.
-    """
-    device = next(model.parameters()).device
+    """Generate one answer per prompt (greedy when ``temperature`` is 0), batched by prompt length."""
     valid_vocab = valid_vocab or len(tok)
     encoded = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     results: list[Generation | None] = [None] * len(prompts)
     eos_ids = sorted({*stop_ids} or ({tok.eos_token_id} - {None}))
     pad = tok.pad_token_id if tok.pad_token_id is not None else eos_ids[0]
-    gen_cfg = GenerationConfig(
-        do_sample=False,
-        max_new_tokens=max_new_tokens,
-        eos_token_id=eos_ids,
-        pad_token_id=pad,
-    )
     bar = tqdm(total=len(prompts), desc=progress, disable=progress is None, leave=False)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            n = len(encoded[i])
-            ids[row, width - n :] = torch.tensor(encoded[i])
-            mask[row, width - n :] = 1
-        procs = LogitsProcessorList([_MaskBeyond(valid_vocab)])
-        if temperature > 0:
-            procs.append(SeededSampler([seeds[i] for i in idx], temperature, top_p, valid_vocab))
-        with torch.inference_mode():
-            out = model.generate(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                generation_config=gen_cfg,
-                logits_processor=procs,
-            )
-        new = out[:, width:].cpu()
-        for row, i in enumerate(idx):
-            toks = new[row].tolist()
-            ended = next((t for t, x in enumerate(toks) if x in eos_ids), None)
-            kept = toks if ended is None else toks[:ended]
-            results[i] = Generation(
-                text=tok.decode(kept, skip_special_tokens=True).strip(),
-                num_tokens=len(kept),
-                hit_limit=ended is None and len(toks) >= max_new_tokens,
-            )
+        rows = decode_batch(
+            model,
+            [encoded[i] for i in idx],
+            [seeds[i] for i in idx],
+            pad_id=pad,
+            eos_ids=eos_ids,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            valid_vocab=valid_vocab,
+        )
+        for i, (toks, hit) in zip(idx, rows, strict=True):
+            text = tok.decode(toks, skip_special_tokens=True).strip()
+            results[i] = Generation(text=text, num_tokens=len(toks), hit_limit=hit)
         bar.update(len(idx))
     bar.close()
     return [r for r in results if r is not None]
