@@ -16,5 +16,5 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     .venv/bin/pip install -q torch==2.13.0
   fi
 fi
-.venv/bin/pip install -q -e '.[test,eval,score,merge]' 2>&1 | grep -v -i "^warning: location" || true
+.venv/bin/pip install -q -e '.[test,eval,score,merge,tensorboard]' 2>&1 | grep -v -i "^warning: location" || true
 .venv/bin/python -c "import profuser, torch, transformers" 

@@ -123,6 +123,7 @@ def train_fusion(
     log_path = out_dir / "log.csv"
     rows = _read_log(log_path, start)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    board = _tensorboard(out_dir / "tensorboard") if accelerator.is_main_process else None
     last: dict[str, float] = {}
     bar = tqdm(
         total=clock.total_steps,
@@ -183,6 +184,10 @@ def train_fusion(
                 **{c: round(v, 6) for c, v in last.items()},
             }
         )
+        if board is not None:
+            for c, v in last.items():
+                board.add_scalar(f"loss/{c}", v, step + 1)
+            board.add_scalar("lr", rows[-1]["lr"], step + 1)
         bar.update(1)
         at_phase_end = step + 1 == clock.starts[pidx] + clock.steps[pidx]
         if (step + 1) % cfg.checkpoint_every == 0 or at_phase_end:
@@ -190,6 +195,8 @@ def train_fusion(
             if accelerator.is_main_process:
                 _write_log(log_path, rows)
     bar.close()
+    if board is not None:
+        board.close()
     final = out_dir / "final"
     done = stop_after is None or stop_after >= clock.total_steps
     if accelerator.is_main_process:
@@ -205,6 +212,17 @@ def train_fusion(
     return TrainResult(
         clock.total_steps if done else min(stop_after or 0, clock.total_steps), final, last
     )
+
+
+def _tensorboard(directory: Path):
+    """A TensorBoard writer when tensorboard is installed (``profuser[tensorboard]``), else None;
+    log.csv is written either way."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.debug("tensorboard not installed: losses go to log.csv only")
+        return None
+    return SummaryWriter(str(directory))
 
 
 class _null:
