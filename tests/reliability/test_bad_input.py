@@ -111,3 +111,33 @@ def test_disk_full_mid_stage_keeps_what_was_done(
     monkeypatch.setattr(shards, "write_rows", real)
     assert main(["run", str(cfg), "--out", str(out), "--stage", "generate"]) == 0
     assert read_json(out / "generate" / "manifest.json")["complete"]
+
+
+def test_row_with_every_answer_empty_falls_back_to_training_mode(
+    tmp_path: Path, mini_world: Path
+) -> None:
+    from profuser.shards import read_rows, write_rows
+    from profuser.stages.teacher import read_rows_file
+
+    cfg = _config(mini_world, tmp_path)
+    out = tmp_path / "r"
+    assert main(["run", str(cfg), "--out", str(out), "--stage", "data"]) == 0
+    assert main(["run", str(cfg), "--out", str(out), "--stage", "generate"]) == 0
+    victim = None
+    for shard in sorted((out / "generate").glob("*/shard-*.parquet")):
+        rows = read_rows(shard.parent)
+        victim = victim or rows[0]["id"]
+        for r in rows:
+            if r["id"] == victim:
+                r.update(answer="", empty=True, num_tokens=0)
+        for f in shard.parent.glob("shard-*.parquet"):
+            f.unlink()
+        write_rows(shard.parent / "shard-00000.parquet", rows)
+    assert main(["run", str(cfg), "--out", str(out), "--stage", "score"]) == 0
+    summary = read_json(out / "score" / "manifest.json")["summary"]
+    assert summary["no_valid_answer"] == 1
+    chosen = {r["id"]: r for r in read_rows_file(out / "score" / "chosen.parquet")}
+    assert chosen[victim]["winner"] == ""
+    # the rest of the pipeline runs; that example trains in training mode only
+    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    assert read_json(out / "train" / "manifest.json")["summary"]["with_inference_answer"] == 39

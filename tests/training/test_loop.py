@@ -139,7 +139,9 @@ def test_loss_components_logged_per_phase(mini_world: Path, tmp_path: Path) -> N
     import csv
 
     rows = list(csv.DictReader((tmp_path / "p" / "log.csv").open()))
-    assert list((tmp_path / "p" / "tensorboard").glob("events.out.tfevents.*")), "TensorBoard events written"
+    assert list((tmp_path / "p" / "tensorboard").glob("events.out.tfevents.*")), (
+        "TensorBoard events written"
+    )
     first = [r for r in rows if r["phase"] == rows[0]["phase"]]
     last = [r for r in rows if r["phase"] == rows[-1]["phase"]]
     assert all(float(r["sft_infer"]) > 0 and float(r["sft_train"]) == 0 for r in first)
