@@ -41,46 +41,37 @@ def _answer_fn(cfg, src):
         from profuser.generation_vllm import generate_vllm
 
         tok = load_tokenizer(src.path, src.chat_template, src.trust_remote_code)
-        stops = end_of_turn_ids(tok)
+        backend = {"dtype": src.dtype, "trust_remote_code": src.trust_remote_code}
 
-        def work_vllm(chunk: list[dict]) -> list[dict]:
-            prompts = [render_prompt(tok, r["system"], r["instruction"]) for r in chunk]
-            seeds = [example_seed(cfg.seed, r["id"], src.name) for r in chunk]
-            outs = generate_vllm(
-                src.path,
+        def run(prompts: list[str], seeds: list[int], stops: list[int]):
+            return generate_vllm(src.path, tok, prompts, seeds, stop_ids=stops, **common, **backend)
+    else:
+        tok, model = open_source(src)
+        backend = {"batch_size": sampling.batch_size, "valid_vocab": usable_vocab(model, tok)}
+
+        def run(prompts: list[str], seeds: list[int], stops: list[int]):
+            return generate(
+                model,
                 tok,
                 prompts,
                 seeds,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                max_new_tokens=sampling.max_new_tokens,
                 stop_ids=stops,
-                dtype=src.dtype,
-                trust_remote_code=src.trust_remote_code,
+                progress=f"generate {src.name}",
+                **common,
+                **backend,
             )
-            return _rows(chunk, outs, src.name)
 
-        return work_vllm
-    tok, model = open_source(src)
-    stops, vocab = end_of_turn_ids(tok), usable_vocab(model, tok)
+    common = {
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "max_new_tokens": sampling.max_new_tokens,
+    }
+    stops = end_of_turn_ids(tok)
 
     def work(chunk: list[dict]) -> list[dict]:
         prompts = [render_prompt(tok, r["system"], r["instruction"]) for r in chunk]
         seeds = [example_seed(cfg.seed, r["id"], src.name) for r in chunk]
-        outs = generate(
-            model,
-            tok,
-            prompts,
-            seeds,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            max_new_tokens=sampling.max_new_tokens,
-            batch_size=sampling.batch_size,
-            stop_ids=stops,
-            valid_vocab=vocab,
-            progress=f"generate {src.name}",
-        )
-        return _rows(chunk, outs, src.name)
+        return _rows(chunk, run(prompts, seeds, stops), src.name)
 
     return work
 
