@@ -141,3 +141,13 @@ def test_row_with_every_answer_empty_falls_back_to_training_mode(
     # the rest of the pipeline runs; that example trains in training mode only
     assert main(["run", str(cfg), "--out", str(out)]) == 0
     assert read_json(out / "train" / "manifest.json")["summary"]["with_inference_answer"] == 39
+
+
+def test_unreadable_dataset_file(tmp_path: Path, mini_world: Path, capsys) -> None:
+    unreadable = tmp_path / "data.jsonl"
+    unreadable.mkdir()  # a directory where a file is expected: reading it fails
+    cfg = _config(mini_world, tmp_path)
+    _edit(cfg, lambda t: t["dataset"].update(path=str(unreadable)))
+    assert main(["run", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    msg = _err(capsys)
+    assert "data.jsonl" in msg and "cannot read" in msg
