@@ -212,10 +212,4 @@ def run_stage(
     return summary
 
 
-def stage_fields(name: str) -> tuple[str, ...]:
-    """The config paths a stage reads (for docs and error messages)."""
-    load_stages()
-    return STAGES[name].reads if name in STAGES else ()
-
-
 __all__ = ["STAGE_ORDER", "STAGES", "Stage", "StageContext", "stage", "run_pipeline"]

@@ -64,3 +64,8 @@ def read_rows(directory: Path) -> list[dict]:
     if not files:
         return []
     return datasets.Dataset.from_parquet([str(f) for f in files]).to_list()
+
+
+def read_rows_file(path: Path) -> list[dict]:
+    """All rows of one Parquet file."""
+    return datasets.Dataset.from_parquet(str(path)).to_list()

@@ -18,8 +18,8 @@ from profuser.align import TokenAligner
 from profuser.chat import encode_turn
 from profuser.models import load_tokenizer
 from profuser.pipeline import StageContext, stage
+from profuser.shards import read_rows_file
 from profuser.stages.common import StoreView, read_data, target_source
-from profuser.stages.teacher import read_rows_file
 from profuser.storage import DistributionReader, DistributionWriter
 
 log = logging.getLogger("profuser")

@@ -23,7 +23,7 @@ from profuser.advantage.selection import get_training_rule, win_share
 from profuser.chat import encode_turn
 from profuser.models import usable_vocab
 from profuser.pipeline import StageContext, stage
-from profuser.shards import read_rows, write_rows
+from profuser.shards import read_rows_file, write_rows
 from profuser.stages.common import StoreView, open_source, part_dir, parts_complete, read_data
 from profuser.storage import DistributionWriter
 from profuser.teacher import ForcedItem, teacher_force
@@ -122,12 +122,6 @@ def _inference_answers(run_dir: Path) -> dict[str, dict[str, str]]:
     return out
 
 
-def read_rows_file(path: Path) -> list[dict]:
-    import datasets
-
-    return datasets.Dataset.from_parquet(str(path)).to_list()
-
-
 def ce_table(ctx_dir: Path, source_names: list[str], ids: list[str]) -> dict[str, np.ndarray]:
     """[N, K] CE, token counts and bytes from the sources' GT stores (NaN where missing)."""
     ce = np.full((len(ids), len(source_names)), np.nan)
@@ -208,6 +202,3 @@ def run(ctx: StageContext) -> dict:
         "no_winner": int((sel.winner < 0).sum()),
         "counts": counts,
     }
-
-
-__all__ = ["run", "read_rows", "ce_table"]

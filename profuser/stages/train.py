@@ -14,8 +14,8 @@ from profuser.errors import UserError
 from profuser.models import load_causal_lm, load_tokenizer
 from profuser.pipeline import StageContext, stage
 from profuser.schedules import Phase, resolve_schedule
+from profuser.shards import read_rows_file
 from profuser.stages.common import read_data, target_source
-from profuser.stages.teacher import read_rows_file
 from profuser.storage import DistributionReader
 from profuser.training.examples import FusionExample, make_sequence
 from profuser.training.loop import train_fusion

@@ -116,8 +116,7 @@ def test_disk_full_mid_stage_keeps_what_was_done(
 def test_row_with_every_answer_empty_falls_back_to_training_mode(
     tmp_path: Path, mini_world: Path
 ) -> None:
-    from profuser.shards import read_rows, write_rows
-    from profuser.stages.teacher import read_rows_file
+    from profuser.shards import read_rows, read_rows_file, write_rows
 
     cfg = _config(mini_world, tmp_path)
     out = tmp_path / "r"

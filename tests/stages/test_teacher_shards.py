@@ -4,8 +4,8 @@ from pathlib import Path
 
 from profuser.cli import main
 from profuser.io import read_json
+from profuser.shards import read_rows_file
 from profuser.stages.common import StoreView
-from profuser.stages.teacher import read_rows_file
 from tests.stages.test_end_to_end import _config
 
 
