@@ -78,22 +78,32 @@ def table1(models: Sequence[dict], target: str) -> str:
     return markdown_table(rows, cols)
 
 
+HEADLINE = {"world_mc": "acc", "world_gen": "exact_match"}
+
+
+def skill_scores(m: dict) -> dict[str, float]:
+    """A model's task scores, world tasks split into their skills (``world_mc_capital``)."""
+    per_skill = m.get("per_skill") or {}
+    out = {t: v for t, v in m["scores"].items() if t not in per_skill and t != "average"}
+    for task, skills in per_skill.items():
+        for skill, metrics in skills.items():
+            if HEADLINE.get(task) in metrics:
+                out[f"{task}_{skill}"] = metrics[HEADLINE[task]]
+    return out
+
+
 def grouped(models: Sequence[dict]) -> list[dict]:
-    """Knowledge / reasoning / safety means of each model (Table 2 columns)."""
+    """Knowledge / reasoning / safety means of each model (Table 2 columns): tasks named in
+    GROUPS go to their group, every other task counts as reasoning."""
     out = []
     for m in models:
-        s = {
-            g: _mean([m["scores"][t] for t in tasks if t in m["scores"]])
-            for g, tasks in GROUPS.items()
-        }
-        rest = [
-            v
-            for t, v in m["scores"].items()
-            if not any(t in tasks for tasks in GROUPS.values()) and t != "average"
-        ]
-        if rest:
-            s["reasoning"] = _mean([*(v for v in [s["reasoning"]] if v is not None), *rest])
-        out.append({**m, "scores": {k: v for k, v in s.items() if v is not None}})
+        scores = skill_scores(m)
+        buckets: dict[str, list[float]] = {g: [] for g in GROUPS}
+        for task, v in scores.items():
+            group = next((g for g, tasks in GROUPS.items() if task in tasks), "reasoning")
+            buckets[group].append(v)
+        means = {g: _mean(vals) for g, vals in buckets.items()}
+        out.append({**m, "scores": {g: v for g, v in means.items() if v is not None}})
     return out
 
 
