@@ -128,4 +128,29 @@ def run(ctx: StageContext) -> dict:
             **{k: round(v, 4) for k, v in res.last_losses.items()},
         }
         del model
+    if cfg.merges:
+        summary["merges"] = run_merges(ctx)
     return summary
+
+
+def run_merges(ctx: StageContext) -> list[str]:
+    """The weight-merging baselines (paper, Table 3), each into ``train/merges/<name>``."""
+    from profuser.merging import merge_models
+
+    paths = {s.name: s.path for s in ctx.cfg.sources}
+    done = []
+    for m in ctx.cfg.merges:
+        name = m.name or m.method
+        out = ctx.dir / "merges" / name
+        if not (out / "config.json").is_file():
+            merge_models(
+                m.method,
+                ctx.dir / m.variant / "final",
+                paths[m.source],
+                out,
+                base=m.base,
+                params=m.params,
+                seed=ctx.cfg.seed,
+            )
+        done.append(name)
+    return done

@@ -43,6 +43,7 @@ def test_pipeline_end_to_end_then_skips_everything(
     results = read_json(out / "report" / "results.json")
     kinds = {(m["kind"], m["name"]) for m in results["models"]}
     assert ("variant", "profuser") in kinds and ("variant", "csft") in kinds
+    assert {("merge", "slerp"), ("merge", "ties"), ("merge", "dare")} <= kinds
     assert {
         ("source", n) for n in ["vicuna-like", "llama-chat-like", "mpt-like", "neox-like"]
     } <= kinds
