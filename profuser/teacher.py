@@ -108,8 +108,14 @@ def teacher_force(
             top_ids, top_lp = [], []
             for s in range(0, len(targets), chunk_positions):
                 logits = head(hidden[s : s + chunk_positions]).float()[:, :valid_vocab]  # [c, V]
-                finite[s : s + len(logits)] = torch.isfinite(logits).all(dim=-1).cpu()
-                safe = torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0)
+                ok = torch.isfinite(logits).all(dim=-1)  # [c]
+                finite[s : s + len(logits)] = ok.cpu()
+                # Rows with NaN/inf are dropped below; zero them only when there are any.
+                safe = (
+                    logits
+                    if bool(ok.all())
+                    else torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0)
+                )
                 lsm = torch.log_softmax(safe, dim=-1)
                 nll[s : s + len(logits)] = -lsm.gather(1, targets[s : s + len(logits), None])[
                     :, 0

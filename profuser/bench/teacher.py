@@ -33,7 +33,7 @@ def _bare_forward(model, items, batches, pad) -> None:
 
 @register("teacher")
 def bench_teacher(
-    n_examples: int = 400, source: str = "mpt-like", repeats: int = 3, world: Path | None = None
+    n_examples: int = 400, source: str = "mpt-like", repeats: int = 7, world: Path | None = None
 ) -> dict:
     """Stage work over bare forward passes, bytes per stored token, and the padded-layout ratio."""
     from profuser.world.build import WorldSpec, build_world
