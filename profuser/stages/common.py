@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import datasets
-
 from profuser.config import RunConfig, SourceConfig
 from profuser.models import load_causal_lm, load_tokenizer
+from profuser.shards import read_rows_file
 
 
 def read_data(run_dir: Path) -> list[dict]:
     """The data stage's rows (id, system, instruction, response, extras)."""
-    return datasets.Dataset.from_parquet(str(run_dir / "data" / "train.parquet")).to_list()
+    return read_rows_file(run_dir / "data" / "train.parquet")
 
 
 def open_source(src: SourceConfig):

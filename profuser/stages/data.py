@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 
-import datasets
-
 from profuser.data import load_instructions
-from profuser.io import atomic_write_bytes
 from profuser.pipeline import StageContext, stage
+from profuser.shards import write_rows
 
 log = logging.getLogger("profuser")
 
@@ -16,10 +14,7 @@ log = logging.getLogger("profuser")
 @stage("data", reads=("dataset",))
 def run(ctx: StageContext) -> dict:
     rows, report = load_instructions(ctx.cfg.dataset)
-    tmp = ctx.dir / ".train.parquet.tmp"
-    datasets.Dataset.from_list(rows).to_parquet(str(tmp))
-    atomic_write_bytes(ctx.dir / "train.parquet", tmp.read_bytes())
-    tmp.unlink()
+    write_rows(ctx.dir / "train.parquet", rows)
     if report.skipped:
         log.warning("data: skipped rows %s", dict(report.skipped))
     return {

@@ -12,6 +12,7 @@ killed run resumes from its last checkpoint.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import shutil
@@ -25,8 +26,15 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from profuser.config import TrainConfig
-from profuser.io import atomic_write_json, read_json
-from profuser.losses import COMPONENTS, ModeBatch, PhaseWeights, fusion_counts, fusion_loss
+from profuser.io import atomic_write_bytes, atomic_write_json, read_json
+from profuser.losses import (
+    COMPONENTS,
+    ModeBatch,
+    ModeTargets,
+    PhaseWeights,
+    fusion_counts,
+    fusion_loss,
+)
 from profuser.schedules import Phase, PhaseClock
 from profuser.training.examples import FusionExample, collate
 from profuser.training.order import phase_pool, step_examples, steps_per_epoch
@@ -239,8 +247,6 @@ def _forward(model, inputs, accelerator) -> ModeBatch:
         input_ids=inputs.input_ids.to(dev), attention_mask=inputs.attention_mask.to(dev)
     ).logits
     t = inputs.targets
-    from profuser.losses import ModeTargets
-
     moved = ModeTargets(
         t.labels.to(dev),
         t.teacher_ids.to(dev) if t.teacher_ids is not None else None,
@@ -260,10 +266,6 @@ def _read_log(path: Path, upto_step: int) -> list[dict]:
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
-    import io
-
-    from profuser.io import atomic_write_bytes
-
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=FIELDS)
     w.writeheader()
