@@ -95,7 +95,10 @@ class SamplingConfig(_Strict):
     temperature: float = Field(default=0.7, ge=0.0)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
     max_new_tokens: int = Field(default=1024, gt=0)
-    batch_size: int = Field(default=16, gt=0)
+    batch_size: int = Field(default=16, gt=0)  # rows decoded together (refilled as rows end)
+    # Prefill a prefix shared by several prompts (chat header, system message) once; used only
+    # for models where it gives the plain logits (checked once per model; not ALiBi models).
+    share_prefixes: bool = True
     backend: Literal["hf", "vllm"] = "hf"
 
 

@@ -15,6 +15,7 @@ sacrebleu and rouge-score are the optional extra ``profuser[score]``.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -56,11 +57,17 @@ def bleu_scores(candidates: Sequence[str], references: Sequence[str]) -> np.ndar
     )
 
 
+@functools.cache
+def _rouge_l():
+    """One ROUGE-L scorer per process (building one logs a line and loads the stemmer)."""
+    rouge_scorer = _require("rouge_score.rouge_scorer", "rouge-score")
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
 def rouge_scores(candidates: Sequence[str], references: Sequence[str]) -> np.ndarray:
     """ROUGE-L F-measure of each candidate against its reference, in [0, 1]; ``[N]``."""
-    rouge_scorer = _require("rouge_score.rouge_scorer", "rouge-score")
     _check_pairs(candidates, references)
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    scorer = _rouge_l()
     return np.array(
         [
             scorer.score(r, c)["rougeL"].fmeasure

@@ -1,56 +1,121 @@
-"""`profuser bench generate`: batched generation against one prompt at a time."""
+"""`profuser bench generate`: batched sampling against one prompt at a time, and RM scoring.
+
+Both sides run the same :func:`profuser.generation.generate` on the same
+prompts and seeds with the demo's sampling settings (``configs/demo.yaml``):
+one demo shard of prompts, in the demo's batch size, against ``batch_size=1``.
+Rounds alternate between the two, and the ratio is taken of the medians, since
+this shared machine is noisy.
+"""
 
 from __future__ import annotations
 
+import statistics
 import time
-from pathlib import Path
 
 from profuser.bench.registry import register
 from profuser.chat import end_of_turn_ids, render_prompt
-from profuser.generation import example_seed, generate
+from profuser.generation import Generation, example_seed, generate
 from profuser.models import load_causal_lm, load_tokenizer, usable_vocab
 from profuser.world.check import read_jsonl
 
 
-@register("generate")
-def bench_generate(
-    n_prompts: int = 64,
-    source: str = "vicuna-like",
-    batch_size: int = 32,
-    max_new_tokens: int = 48,
-    world: Path | None = None,
-) -> dict:
-    """Tokens per second of the batched path over the sequential one, same prompts and seeds."""
-    from profuser.world.build import WorldSpec, build_world
+def _demo_config():
+    from profuser.cli import REPO_CONFIGS
+    from profuser.config import load_config
+    from profuser.world.resolve import materialize_world
 
-    world = world or build_world(WorldSpec())
-    d = world / "models" / source
-    tok, model = load_tokenizer(str(d)), load_causal_lm(str(d))
-    rows = read_jsonl(world / "data" / "train.jsonl")[:n_prompts]
+    cfg, world = materialize_world(load_config(REPO_CONFIGS / "demo.yaml"))
+    return cfg, world
+
+
+def _timed(fn) -> tuple[float, list[Generation]]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def _speedup(src, rows: list[dict], sampling, rounds: int) -> dict:
+    """Batched over one-at-a-time tokens per second for one source (medians of ``rounds``)."""
+    tok, model = load_tokenizer(src.path), load_causal_lm(src.path)
     prompts = [render_prompt(tok, r["system_prompt"], r["question"]) for r in rows]
-    seeds = [example_seed(0, r["id"], source) for r in rows]
+    seeds = [example_seed(0, r["id"], src.name) for r in rows]
     kw = dict(
-        temperature=0.7,
-        top_p=0.95,
-        max_new_tokens=max_new_tokens,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_new_tokens=sampling.max_new_tokens,
         stop_ids=end_of_turn_ids(tok),
         valid_vocab=usable_vocab(model, tok),
     )
-    t0 = time.perf_counter()
-    one = [
-        generate(model, tok, [p], [s], batch_size=1, **kw)[0]
-        for p, s in zip(prompts, seeds, strict=True)
-    ]
-    t_one = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    many = generate(model, tok, prompts, seeds, batch_size=batch_size, **kw)
-    t_many = time.perf_counter() - t0
-    tok_one = sum(g.num_tokens for g in one)
-    tok_many = sum(g.num_tokens for g in many)
+
+    def one_by_one() -> list[Generation]:
+        return [
+            generate(model, tok, [p], [s], batch_size=1, **kw)[0]
+            for p, s in zip(prompts, seeds, strict=True)
+        ]
+
+    def batched(share: bool = True) -> list[Generation]:
+        return generate(
+            model, tok, prompts, seeds, batch_size=sampling.batch_size, share_prefixes=share, **kw
+        )
+
+    t_one, t_many, t_plain = [], [], []
+    for _ in range(rounds):
+        dt, one = _timed(one_by_one)
+        t_one.append(dt)
+        dt, many = _timed(batched)
+        t_many.append(dt)
+        dt, _ = _timed(lambda: batched(share=False))
+        t_plain.append(dt)
+    tokens = sum(g.num_tokens for g in many)
+    one_rate = sum(g.num_tokens for g in one) / statistics.median(t_one)
     same = sum(a.text == b.text for a, b in zip(one, many, strict=True)) / len(one)
     return {
-        "generate.batched_speedup": round((tok_many / t_many) / (tok_one / t_one), 2),
-        "generate.tokens_per_s_batched": round(tok_many / t_many, 1),
-        "generate.same_answer_share_batched_vs_single": round(same, 3),
-        "generate.batch_size": batch_size,
+        "speedup": round(tokens / statistics.median(t_many) / one_rate, 2),
+        "speedup_without_prefix_sharing": round(tokens / statistics.median(t_plain) / one_rate, 2),
+        "tokens_per_s": round(tokens / statistics.median(t_many), 1),
+        "same_answer_share": round(same, 3),
+        "answers": many,
+    }
+
+
+def _scoring(cfg, rows: list[dict], answers: list[Generation]) -> dict:
+    """Answers per second of each configured reward model on the same (prompt, answer) pairs."""
+    from profuser.reward import load_reward_model
+
+    prompts = [(r["system_prompt"] or None, r["question"]) for r in rows]
+    texts = [g.text for g in answers]
+    rates = {}
+    for rm_cfg in cfg.reward_models:
+        rm = load_reward_model(rm_cfg)
+        rm.score(prompts[:8], texts[:8], rows[:8])  # warm up
+        dt, _ = _timed(lambda rm=rm: rm.score(prompts, texts, rows))
+        rates[rm_cfg.name] = round(len(texts) / dt, 1)
+    total = len(texts) / sum(len(texts) / r for r in rates.values())
+    return {"score.answers_per_s": round(total, 1), "score.answers_per_s_by_rm": rates}
+
+
+@register("generate")
+def bench_generate(rounds: int = 3, all_sources: bool = True) -> dict:
+    """Tokens per second of the batched path over the sequential one, same prompts and seeds;
+    reward-model scoring throughput on the target's answers."""
+    cfg, world = _demo_config()
+    sampling = cfg.advantage.sampling
+    rows = read_jsonl(world / "data" / "train.jsonl")[: cfg.advantage.shard_size]
+    by_source = {}
+    for src in cfg.sources:
+        if src.name == cfg.target or all_sources:
+            by_source[src.name] = _speedup(src, rows, sampling, rounds)
+    head = by_source[cfg.target]
+    return {
+        "generate.batched_speedup": head["speedup"],
+        "generate.batched_speedup_without_prefix_sharing": head["speedup_without_prefix_sharing"],
+        "generate.tokens_per_s_batched": head["tokens_per_s"],
+        "generate.same_answer_share_batched_vs_single": head["same_answer_share"],
+        "generate.batched_speedup_by_source": {n: r["speedup"] for n, r in by_source.items()},
+        "generate.setup": (
+            f"{cfg.target}, {len(rows)} prompts, batch {sampling.batch_size}, "
+            f"max_new_tokens {sampling.max_new_tokens}, T={sampling.temperature}, "
+            f"top_p={sampling.top_p}, medians of {rounds} rounds"
+        ),
+        **_scoring(cfg, rows, head["answers"]),
     }

@@ -47,7 +47,11 @@ def _answer_fn(cfg, src):
             return generate_vllm(src.path, tok, prompts, seeds, stop_ids=stops, **common, **backend)
     else:
         tok, model = open_source(src)
-        backend = {"batch_size": sampling.batch_size, "valid_vocab": usable_vocab(model, tok)}
+        backend = {
+            "batch_size": sampling.batch_size,
+            "valid_vocab": usable_vocab(model, tok),
+            "share_prefixes": sampling.share_prefixes,
+        }
 
         def run(prompts: list[str], seeds: list[int], stops: list[int]):
             return generate(

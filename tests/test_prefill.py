@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from profuser.chat import render_prompt
+from profuser.models import load_causal_lm, load_tokenizer
+from profuser.prefill import mid_padding_exact, prefill, prefix_groups
+from profuser.world.check import read_jsonl
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.lists(st.lists(st.integers(0, 3), min_size=1, max_size=12), min_size=1, max_size=10).map(
+        sorted
+    )
+)
+def test_prefix_groups_cover_every_row_with_a_shared_prefix(prompts: list[list[int]]) -> None:
+    groups = prefix_groups(prompts)
+    assert [r for _, members in groups for r in members] == list(range(len(prompts)))
+    for length, members in groups:
+        head = prompts[members[0]][:length]
+        for r in members:
+            assert prompts[r][:length] == head  # the prefix is shared
+            assert length < len(prompts[r])  # and leaves each row a token of its own
+
+
+def test_prefix_groups_follow_system_messages() -> None:
+    head, sys_a, sys_b = [1, 2], [5] * 20, [5] * 10 + [6] * 10  # b shares half of a
+    prompts = sorted([head + sys_a + [7, 8], head + sys_a + [9], head + sys_b + [7], [3, 4]])
+    groups = prefix_groups(prompts)
+    assert sorted(len(m) for _, m in groups) == [1, 1, 2]
+    assert max(n for n, _ in groups) == len(head + sys_a)
+
+
+def _world_prompts(world: Path, name: str, n: int) -> tuple:
+    d = world / "models" / name
+    tok, model = load_tokenizer(str(d)), load_causal_lm(str(d))
+    rows = read_jsonl(world / "data" / "train.jsonl")[:n]
+    ids = [
+        tok(render_prompt(tok, r["system_prompt"], r["question"]), add_special_tokens=False)[
+            "input_ids"
+        ]
+        for r in rows
+    ]
+    return tok, model, sorted(ids)
+
+
+def test_shared_prefix_prefill_gives_the_plain_logits(world_dir: Path) -> None:
+    for name in ("vicuna-like", "llama-chat-like", "neox-like"):
+        tok, model, prompts = _world_prompts(world_dir, name, 24)
+        assert len(prefix_groups(prompts)) < len(prompts)  # there is something to share
+        with torch.no_grad():
+            _, mask_a, shared = prefill(model, prompts, tok.pad_token_id or 0, share=True)
+            _, mask_b, plain = prefill(model, prompts, tok.pad_token_id or 0, share=False)
+        torch.testing.assert_close(shared, plain, atol=1e-4, rtol=1e-4)
+        assert mask_a.sum() == mask_b.sum() == sum(len(p) for p in prompts)
+
+
+def test_mid_padding_check_tells_alibi_from_rope(world_dir: Path) -> None:
+    for name, exact in (("vicuna-like", True), ("neox-like", True), ("mpt-like", False)):
+        tok, model, prompts = _world_prompts(world_dir, name, 1)
+        assert mid_padding_exact(model, prompts[0], tok.pad_token_id or 0) is exact, name
+
+
+def test_mid_padding_check_catches_a_model_that_ignores_position_ids(world_dir: Path) -> None:
+    from transformers import MptForCausalLM
+
+    class ColumnCounting(MptForCausalLM):  # takes position_ids, but ALiBi counts columns
+        def forward(self, input_ids=None, position_ids=None, **kwargs):  # noqa: ANN001
+            return super().forward(input_ids=input_ids, **kwargs)
+
+    tok, _, prompts = _world_prompts(world_dir, "mpt-like", 1)
+    model = ColumnCounting.from_pretrained(str(world_dir / "models" / "mpt-like"))
+    assert mid_padding_exact(model, prompts[0], tok.pad_token_id or 0) is False
