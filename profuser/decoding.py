@@ -19,30 +19,61 @@ from dataclasses import dataclass
 import torch
 
 from profuser.kv_cache import SlotCache, room_for
-from profuser.prefill import forward_step, mid_padding_exact, prefill
+from profuser.model_probe import prefix_sharing_exact, seating_exact
+from profuser.prefill import forward_step, prefill
+
+TOP_CANDIDATES = 64  # candidates sorted per row before falling back to the whole vocabulary
+
+
+def _canonical(probs: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reorder candidates [b, k] by probability, ties by ascending token id, so that the
+    order does not depend on how a sort or top-k happened to break ties."""
+    ids, by_id = ids.sort(dim=-1)
+    probs, order = probs.gather(1, by_id).sort(dim=-1, descending=True, stable=True)
+    return probs, ids.gather(1, order)
+
+
+def _nucleus_draw(
+    probs: torch.Tensor, ids: torch.Tensor, uniforms: torch.Tensor, top_p: float
+) -> torch.Tensor:
+    """Inverse-CDF draw from the smallest prefix of ``probs`` [b, k] (canonical order)
+    whose mass reaches ``top_p``; ``uniforms`` [b] -> token ids [b]."""
+    cum = probs.cumsum(dim=-1)
+    kept = probs * ((cum - probs) < top_p)
+    kept_cum = kept.cumsum(dim=-1)
+    target = (uniforms.to(kept_cum.device) * kept_cum[:, -1]).unsqueeze(1).contiguous()
+    pick = torch.searchsorted(kept_cum, target, right=True).clamp(max=probs.shape[1] - 1)
+    return ids.gather(1, pick)[:, 0]
 
 
 def sample_rows(
     logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_p: float
 ) -> torch.Tensor:
-    """One token per row: temperature, then the smallest top-p prefix, inverse-CDF sampled
-    with that row's own uniform draw. ``logits`` [b, V], ``uniforms`` [b] -> ids [b].
-    Greedy when temperature is 0."""
+    """One token per row: temperature, then the smallest top-p prefix (ties broken by token
+    id), inverse-CDF sampled with that row's own uniform draw. ``logits`` [b, V],
+    ``uniforms`` [b] -> ids [b]. Greedy when temperature is 0.
+
+    A row's token depends on its own logits and uniform only: the nucleus is taken from
+    the top 64 candidates when it lies among the ones strictly above the 64th (which
+    fixes it whatever the tie-breaking), else from a full stable sort of that row."""
     if temperature <= 0:
         return logits.argmax(dim=-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)  # [b, V]
-    vocab = probs.shape[-1]
-    k = vocab if top_p >= 1 else min(vocab, 64)
-    while True:  # the nucleus is usually small: sort only the top k unless it is not enough
-        top, order = probs.topk(k, dim=-1)  # [b, k], descending
-        if k == vocab or bool((top.sum(dim=-1) >= top_p).all()):
-            break
-        k = min(vocab, 8 * k)
-    keep = (top.cumsum(dim=-1) - top) < top_p  # the smallest prefix reaching top_p
-    cum = (top * keep).cumsum(dim=-1)
-    u = uniforms.to(cum.device)
-    pick = torch.searchsorted(cum, (u * cum[:, -1]).unsqueeze(1).contiguous(), right=True)
-    return order.gather(1, pick.clamp(max=k - 1))[:, 0]
+    rows, vocab = probs.shape
+    out = torch.empty(rows, dtype=torch.long, device=probs.device)
+    fits = torch.zeros(rows, dtype=torch.bool, device=probs.device)
+    if top_p < 1 and vocab > TOP_CANDIDATES:
+        top, ids = _canonical(*probs.topk(TOP_CANDIDATES, dim=-1))  # [b, k]
+        above = (top > top[:, -1:]).sum(dim=-1)  # [b] candidates strictly above the k-th
+        mass = top.cumsum(dim=-1).gather(1, (above - 1).clamp(min=0)[:, None])[:, 0]
+        fits = (above > 0) & (mass >= top_p)
+        if bool(fits.any()):
+            out[fits] = _nucleus_draw(top[fits], ids[fits], uniforms[fits.cpu()], top_p)
+    rest = ~fits
+    if bool(rest.any()):
+        full, ids = probs[rest].sort(dim=-1, descending=True, stable=True)  # ties: lower id first
+        out[rest] = _nucleus_draw(full, ids, uniforms[rest.cpu()], top_p)
+    return out
 
 
 def _draws(seeds: Sequence[int], rows: list[int], max_new: int) -> torch.Tensor:
@@ -121,11 +152,13 @@ def decode(
     marker, whether it stopped at ``max_new_tokens``), in the order of ``prompts``.
 
     ``batch_size`` bounds the rows decoded together; ``on_done(n)`` is told as rows end."""
-    if not prompts:
-        return []
     if any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token")
-    share = share_prefixes and mid_padding_exact(model, prompts[0], pad_id)
+    if not prompts or max_new_tokens <= 0:
+        return [([], max_new_tokens <= 0) for _ in prompts]
+    probe = max(prompts, key=len)
+    share = share_prefixes and prefix_sharing_exact(model, probe, pad_id)
+    seat = seating_exact(model, probe, pad_id)  # else: static batches, columns never shift
     # Sorted prompts put shared prefixes side by side; sorted by length, they pad less.
     order = sorted(
         range(len(prompts)), key=lambda i: list(prompts[i]) if share else len(prompts[i])
@@ -140,11 +173,12 @@ def decode(
     ended = [False] * len(prompts)
     while queue or bool(state.alive.any()):
         free = (~state.alive).nonzero()[:, 0]
-        if queue and (4 * len(free) >= n or not bool(state.alive.any())):
+        idle = not bool(state.alive.any())
+        if queue and (idle or (seat and 4 * len(free) >= n)):
             rows = [queue.popleft() for _ in range(min(len(free), len(queue)))]
             slots = free[: len(rows)]
             fresh, mask, first = prefill(model, [list(prompts[r]) for r in rows], pad_id, share)
-            cache.place(fresh, mask, slots.to(device))
+            cache.place(fresh, mask, slots, restart=idle)
             lengths = [len(prompts[r]) for r in rows]
             state.fill(slots, rows, lengths, first, _draws(seeds, rows, max_new_tokens))
         live = state.alive.nonzero()[:, 0]  # [k]
@@ -169,13 +203,13 @@ def decode(
             continue
         inputs = torch.full((cache.slots,), pad_id, dtype=torch.long)  # [slots]
         inputs[live] = toks
-        if not queue and 4 * int((~state.alive).sum()) >= cache.slots:
+        if seat and not queue and 4 * int((~state.alive).sum()) >= cache.slots:
             keep = state.alive.nonzero()[:, 0]  # the batch shrinks for the tail of the run
-            cache.keep_slots(keep.to(device))
+            cache.keep_slots(keep)
             state.keep(keep)
             inputs = inputs[keep]
+        cache.open_column(state.alive, trim=seat)
         alive = state.alive.to(device)
-        cache.open_column(alive)
         state.next_pos = torch.where(alive, state.next_pos, 0)  # free slots: any valid position
         state.logits = forward_step(
             model, inputs.to(device)[:, None], cache.visible_mask(), state.next_pos[:, None], cache

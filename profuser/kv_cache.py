@@ -57,6 +57,13 @@ class SlotLayer(DynamicLayer):
     def get_seq_length(self) -> int:
         return self.owner.hi - self.owner.lo
 
+    def _unsupported(self, *args, **kwargs) -> None:
+        raise NotImplementedError("SlotCache rows are managed by profuser.decoding only")
+
+    # DynamicLayer's versions would act on the views and leave the buffers behind.
+    crop = batch_repeat_interleave = batch_select_indices = reorder_cache = _unsupported
+    reset = offload = prefetch = _unsupported
+
 
 class SlotCache(DynamicCache):
     """Slots whose rows all end at the frontier column; see the module docstring."""
@@ -67,14 +74,22 @@ class SlotCache(DynamicCache):
         self.slots, self.columns = slots, columns
         self.lo = self.hi = 0
         self.mask = torch.zeros((slots, columns), dtype=torch.long, device=device)
+        self.first = torch.zeros(slots, dtype=torch.long)  # [slots] first used column (CPU)
 
     def visible_mask(self) -> torch.Tensor:
         """[slots, hi - lo + 1]: the visible columns and the one the next step writes."""
         return self.mask[:, self.lo : self.hi + 1]
 
-    def place(self, fresh: DynamicCache, fresh_mask: torch.Tensor, slots: torch.Tensor) -> None:
+    def place(
+        self,
+        fresh: DynamicCache,
+        fresh_mask: torch.Tensor,
+        slots: torch.Tensor,
+        restart: bool = False,
+    ) -> None:
         """Copy a prefilled cache's rows ([n, h, width, d] per layer, mask [n, width]) into
-        ``slots`` [n], right-aligned to the frontier."""
+        ``slots`` [n] (CPU), right-aligned to the frontier. ``restart`` (no row is live):
+        start the columns afresh, so the rows sit where they were prefilled."""
         width = fresh_mask.shape[1]
         if any(type(layer) is not DynamicLayer for layer in fresh.layers):
             kinds = sorted({type(layer).__name__ for layer in fresh.layers})
@@ -84,24 +99,28 @@ class SlotCache(DynamicCache):
             )
         if not self.layers:
             self.layers = [SlotLayer(self, layer.keys) for layer in fresh.layers]
-            self.lo = self.hi = width
+            restart = True
+        if restart:
+            self.lo = self.hi = 0  # _fit below moves the (empty) content to end at ``width``
         self._fit(width)
         start = self.hi - width
+        on_device = slots.to(self.mask.device)
         for mine, theirs in zip(self.layers, fresh.layers, strict=True):
-            mine.kbuf[slots, :, start : self.hi] = theirs.keys
-            mine.vbuf[slots, :, start : self.hi] = theirs.values
-        self.mask[slots] = 0
-        self.mask[slots, start : self.hi] = fresh_mask
+            mine.kbuf[on_device, :, start : self.hi] = theirs.keys
+            mine.vbuf[on_device, :, start : self.hi] = theirs.values
+        self.mask[on_device] = 0
+        self.mask[on_device, start : self.hi] = fresh_mask
+        leading_pads = (fresh_mask.cumsum(1) == 0).sum(1).cpu()  # [n]
+        self.first[slots] = start + leading_pads
         self.lo = min(self.lo, start)
         self._expose()
 
-    def open_column(self, live: torch.Tensor) -> None:
+    def open_column(self, live: torch.Tensor, trim: bool = True) -> None:
         """Make room for one decode step: move or grow the buffers if the frontier is at their
-        end, hide leading columns no live row (``live`` [slots] bool) uses, and unmask the
-        step's column for every slot (free slots too, so that none attends to nothing)."""
-        used = self.mask[live, self.lo : self.hi].any(0)
-        if bool(used.any()):
-            self.lo += int(used.int().argmax())
+        end, hide leading columns no live row (``live`` [slots] CPU bool) uses when ``trim``,
+        and unmask the step's column for every slot (free ones too, so none attends to nothing)."""
+        if trim and bool(live.any()):
+            self.lo = max(self.lo, int(self.first[live].min()))
         self._fit(0, extra=1)
         self.mask[:, self.hi] = 1
         self._expose()
@@ -112,17 +131,20 @@ class SlotCache(DynamicCache):
         self._expose()
 
     def keep_slots(self, keep: torch.Tensor) -> None:
-        """Keep only slots ``keep`` [k] (renumbered 0..k-1), dropping hidden columns: one copy."""
+        """Keep only slots ``keep`` [k] (CPU; renumbered 0..k-1), dropping hidden columns:
+        one copy."""
         width = self.hi - self.lo
         self.columns = room_for(width + 1)
+        on_device = keep.to(self.mask.device)
         for layer in self.layers:
             for name in ("kbuf", "vbuf"):
                 old = getattr(layer, name)
                 new = old.new_zeros((len(keep), old.shape[1], self.columns, old.shape[-1]))
-                new[:, :, :width] = old[keep, :, self.lo : self.hi]
+                new[:, :, :width] = old[on_device, :, self.lo : self.hi]
                 setattr(layer, name, new)
         mask = self.mask.new_zeros((len(keep), self.columns))
-        mask[:, :width] = self.mask[keep, self.lo : self.hi]
+        mask[:, :width] = self.mask[on_device, self.lo : self.hi]
+        self.first = self.first[keep] - self.lo
         self.mask, self.slots, self.lo, self.hi = mask, len(keep), 0, width
         self._expose()
 
@@ -147,6 +169,7 @@ class SlotCache(DynamicCache):
                 setattr(layer, name, new)
         mask = self.mask.new_zeros((self.slots, columns))
         mask[:, lo:hi] = self.mask[:, self.lo : self.hi]
+        self.first += lo - self.lo
         self.mask, self.columns, self.lo, self.hi = mask, columns, lo, hi
 
     def _expose(self) -> None:

@@ -7,8 +7,8 @@ to each member of the group, then runs the remaining suffixes in a second pass.
 The suffix block is left-padded, so a row carries padding *between* its prefix
 and its suffix. That is exact for models that read token positions from
 ``position_ids`` (RoPE, learned positions) and wrong for models that count
-columns (ALiBi as in MPT): :func:`mid_padding_exact` checks it once per model
-against a plain pass, and prefixes are shared only where it holds.
+columns (ALiBi as in MPT, sliding windows): :mod:`profuser.model_probe` decides
+once per model whether prefixes may be shared.
 """
 
 from __future__ import annotations
@@ -21,13 +21,12 @@ from collections.abc import Sequence
 import torch
 from transformers import DynamicCache
 
-# Per model: does padding between prefix and suffix give the plain result?
-_MID_PADDING_EXACT: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKeyDictionary()
 # Per model: which of our optional forward arguments it takes.
 _TAKES: weakref.WeakKeyDictionary[torch.nn.Module, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
-def _accepts(model: torch.nn.Module, name: str) -> bool:
+def takes(model: torch.nn.Module, name: str) -> bool:
+    """Whether ``model.forward`` names the argument ``name`` (position_ids, logits_to_keep)."""
     if model not in _TAKES:
         params = inspect.signature(model.forward).parameters
         _TAKES[model] = frozenset(n for n in ("position_ids", "logits_to_keep") if n in params)
@@ -43,9 +42,9 @@ def forward_step(
 ) -> torch.Tensor:
     """Run ``ids`` through the model on top of ``cache``; next-token logits [b, V]."""
     kwargs = {}
-    if _accepts(model, "position_ids"):
+    if takes(model, "position_ids"):
         kwargs["position_ids"] = pos
-    if _accepts(model, "logits_to_keep"):
+    if takes(model, "logits_to_keep"):
         kwargs["logits_to_keep"] = 1  # a 128k vocabulary over every prompt position is gigabytes
     out = model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True, **kwargs)
     return out.logits[:, -1]
@@ -144,32 +143,6 @@ def prefill_shared(
     mask = torch.cat([mask_p[owner], mask_s], dim=1)
     logits = forward_step(model, ids, mask, _positions(mask_s, cut), cache)
     return cache, mask, logits
-
-
-@torch.inference_mode()
-def mid_padding_exact(model: torch.nn.Module, prompt: Sequence[int], pad_id: int) -> bool:
-    """Whether padding between a prompt's prefix and suffix leaves its next-token logits unchanged.
-
-    Checked once per model, on one prompt batched with a row four tokens longer:
-    run plainly (the prompt's row is left-padded, which every model handles) and
-    with a shared prefix (its suffix is padded on the left). The shared run must
-    be as close to the unpadded logits as the plain one is, up to a few times that
-    noise: models that take positions from ``position_ids`` are; ALiBi models that
-    count columns are not, nor are models without ``position_ids``."""
-    if model in _MID_PADDING_EXACT:
-        return _MID_PADDING_EXACT[model]
-    ok = _accepts(model, "position_ids") and len(prompt) >= 2
-    if ok:
-        prompt, cut = list(prompt), len(prompt) // 2
-        longer = prompt + prompt[cut:][:4]
-        alone = prefill_plain(model, [prompt], pad_id)[2][0].float()  # [V]
-        padded = prefill_plain(model, [prompt, longer], pad_id)[2][0].float()
-        shared = prefill_shared(model, [prompt, longer], [(cut, [0, 1])], pad_id)[2][0].float()
-        noise = float((padded - alone).abs().max())
-        error = float((shared - alone).abs().max())
-        ok = error <= 4 * noise + 1e-5 * float(alone.abs().max())
-    _MID_PADDING_EXACT[model] = ok
-    return ok
 
 
 def prefill(

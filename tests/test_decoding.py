@@ -50,3 +50,15 @@ def test_sample_rows_keeps_the_top_p_prefix() -> None:
 def test_greedy_is_argmax() -> None:
     logits = torch.tensor([[0.1, 2.0, -1.0], [3.0, 0.0, 2.9]])
     assert sample_rows(logits, torch.zeros(2), 0.0, 0.9).tolist() == [1, 0]
+
+
+def test_a_rows_token_does_not_depend_on_its_batch_mates_under_ties() -> None:
+    # Integer logits tie a lot (as bf16 ones do); a flat batch-mate needs the full sort.
+    g = torch.Generator().manual_seed(0)
+    peaked = torch.round(torch.randn(200, 300, generator=g) * 2)
+    u = torch.rand(200, generator=g)
+    alone = [int(sample_rows(peaked[r : r + 1], u[r : r + 1], 0.7, 0.9)[0]) for r in range(200)]
+    mixed = sample_rows(torch.cat([peaked, torch.zeros(200, 300)]), torch.cat([u, u]), 0.7, 0.9)
+    assert mixed[:200].tolist() == alone
+    want = [_plain_sample(peaked[r], float(u[r]), 0.7, 0.9) for r in range(200)]
+    assert alone == want  # ties go to the lower token id, as in the plain sort

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from profuser.chat import render_prompt
 from profuser.models import load_causal_lm, load_tokenizer
-from profuser.prefill import mid_padding_exact, prefill, prefix_groups
+from profuser.prefill import prefill, prefix_groups
 from profuser.world.check import read_jsonl
 
 
@@ -56,21 +56,3 @@ def test_shared_prefix_prefill_gives_the_plain_logits(world_dir: Path) -> None:
             _, mask_b, plain = prefill(model, prompts, tok.pad_token_id or 0, share=False)
         torch.testing.assert_close(shared, plain, atol=1e-4, rtol=1e-4)
         assert mask_a.sum() == mask_b.sum() == sum(len(p) for p in prompts)
-
-
-def test_mid_padding_check_tells_alibi_from_rope(world_dir: Path) -> None:
-    for name, exact in (("vicuna-like", True), ("neox-like", True), ("mpt-like", False)):
-        tok, model, prompts = _world_prompts(world_dir, name, 1)
-        assert mid_padding_exact(model, prompts[0], tok.pad_token_id or 0) is exact, name
-
-
-def test_mid_padding_check_catches_a_model_that_ignores_position_ids(world_dir: Path) -> None:
-    from transformers import MptForCausalLM
-
-    class ColumnCounting(MptForCausalLM):  # takes position_ids, but ALiBi counts columns
-        def forward(self, input_ids=None, position_ids=None, **kwargs):  # noqa: ANN001
-            return super().forward(input_ids=input_ids, **kwargs)
-
-    tok, _, prompts = _world_prompts(world_dir, "mpt-like", 1)
-    model = ColumnCounting.from_pretrained(str(world_dir / "models" / "mpt-like"))
-    assert mid_padding_exact(model, prompts[0], tok.pad_token_id or 0) is False
