@@ -19,6 +19,8 @@ import weakref
 from collections.abc import Sequence
 
 import torch
+import transformers
+from packaging.version import Version
 from transformers import DynamicCache
 
 # Per model: which of our optional forward arguments it takes.
@@ -29,8 +31,23 @@ def takes(model: torch.nn.Module, name: str) -> bool:
     """Whether ``model.forward`` names the argument ``name`` (position_ids, logits_to_keep)."""
     if model not in _TAKES:
         params = inspect.signature(model.forward).parameters
-        _TAKES[model] = frozenset(n for n in ("position_ids", "logits_to_keep") if n in params)
+        names = ("position_ids", "logits_to_keep", "cache", "past_key_values")
+        _TAKES[model] = frozenset(n for n in names if n in params)
     return name in _TAKES[model]
+
+
+# transformers 5.24 renamed the forward's `past_key_values` to `cache` (the old name goes in 5.40).
+_DEFAULT_CACHE_ARG = (
+    "cache" if Version(transformers.__version__) >= Version("5.24") else "past_key_values"
+)
+
+
+def _cache_arg(model: torch.nn.Module) -> str:
+    """The name under which ``model.forward`` takes its KV cache."""
+    for name in ("cache", "past_key_values"):
+        if takes(model, name):
+            return name
+    return _DEFAULT_CACHE_ARG  # a forward(**kwargs) wrapper passes it on
 
 
 def forward_step(
@@ -46,7 +63,8 @@ def forward_step(
         kwargs["position_ids"] = pos
     if takes(model, "logits_to_keep"):
         kwargs["logits_to_keep"] = 1  # a 128k vocabulary over every prompt position is gigabytes
-    out = model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True, **kwargs)
+    kwargs[_cache_arg(model)] = cache
+    out = model(input_ids=ids, attention_mask=mask, use_cache=True, **kwargs)
     return out.logits[:, -1]
 
 
