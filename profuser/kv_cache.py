@@ -133,20 +133,7 @@ class SlotCache(DynamicCache):
     def keep_slots(self, keep: torch.Tensor) -> None:
         """Keep only slots ``keep`` [k] (CPU; renumbered 0..k-1), dropping hidden columns:
         one copy."""
-        width = self.hi - self.lo
-        self.columns = room_for(width + 1)
-        on_device = keep.to(self.mask.device)
-        for layer in self.layers:
-            for name in ("kbuf", "vbuf"):
-                old = getattr(layer, name)
-                new = old.new_zeros((len(keep), old.shape[1], self.columns, old.shape[-1]))
-                new[:, :, :width] = old[on_device, :, self.lo : self.hi]
-                setattr(layer, name, new)
-        mask = self.mask.new_zeros((len(keep), self.columns))
-        mask[:, :width] = self.mask[on_device, self.lo : self.hi]
-        self.first = self.first[keep] - self.lo
-        self.mask, self.slots, self.lo, self.hi = mask, len(keep), 0, width
-        self._expose()
+        self._relayout(room_for(self.hi - self.lo + 1), lo=0, keep=keep)
 
     def _fit(self, min_hi: int, extra: int = 0) -> None:
         """Move the content so that the frontier is at least ``min_hi`` and ``extra`` columns
@@ -155,22 +142,37 @@ class SlotCache(DynamicCache):
             return
         width = self.hi - self.lo
         hi = max(width, min_hi)
-        lo = hi - width
         columns = max(self.columns, room_for(hi + extra))  # a quarter to spare after a move
+        self._relayout(columns, lo=hi - width)
+
+    def _relayout(self, columns: int, lo: int, keep: torch.Tensor | None = None) -> None:
+        """Move the visible columns to start at ``lo`` in buffers ``columns`` wide, keeping
+        slots ``keep`` (CPU) only when given; the buffers are reused when nothing changes size."""
+        width = self.hi - self.lo
+        rows = None if keep is None else keep.to(self.mask.device)
         for layer in self.layers:
             for name in ("kbuf", "vbuf"):
                 old = getattr(layer, name)
+                part = (
+                    old[:, :, self.lo : self.hi]
+                    if rows is None
+                    else old[rows, :, self.lo : self.hi]
+                )
                 new = (
                     old
-                    if columns == self.columns
-                    else old.new_zeros((*old.shape[:2], columns, old.shape[-1]))
+                    if rows is None and columns == self.columns
+                    else old.new_zeros((len(part), old.shape[1], columns, old.shape[-1]))
                 )
-                new[:, :, lo:hi] = old[:, :, self.lo : self.hi].clone()
+                new[:, :, lo : lo + width] = part.clone() if new is old else part
                 setattr(layer, name, new)
-        mask = self.mask.new_zeros((self.slots, columns))
-        mask[:, lo:hi] = self.mask[:, self.lo : self.hi]
-        self.first += lo - self.lo
-        self.mask, self.columns, self.lo, self.hi = mask, columns, lo, hi
+        part = (
+            self.mask[:, self.lo : self.hi] if rows is None else self.mask[rows, self.lo : self.hi]
+        )
+        self.mask = self.mask.new_zeros((len(part), columns))
+        self.mask[:, lo : lo + width] = part
+        self.first = (self.first if keep is None else self.first[keep]) + (lo - self.lo)
+        self.slots, self.columns, self.lo, self.hi = len(part), columns, lo, lo + width
+        self._expose()
 
     def _expose(self) -> None:
         for layer in self.layers:

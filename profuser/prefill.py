@@ -130,6 +130,7 @@ def prefix_groups(prompts: Sequence[Sequence[int]]) -> list[tuple[int, list[int]
 def prefill_plain(
     model: torch.nn.Module, prompts: Sequence[Sequence[int]], pad_id: int
 ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+    """All prompts left-padded in one pass: (cache, mask [b, width], next-token logits [b, V])."""
     device = next(model.parameters()).device
     ids, mask = (t.to(device) for t in _left_pad(prompts, pad_id))
     cache = DynamicCache()
@@ -148,18 +149,19 @@ def prefill_shared(
     ids, mask_p = (t.to(device) for t in _left_pad([prompts[m[0]][:n] for n, m in groups], pad_id))
     cache = DynamicCache()
     forward_step(model, ids, mask_p, _positions(mask_p), cache)
-    owner = torch.empty(len(prompts), dtype=torch.long)
-    for g, (_, members) in enumerate(groups):
-        owner[members] = g
-    owner = owner.to(device)
-    cache.batch_select_indices(owner)  # [b, h, prefix width, d]
-    cut = torch.tensor([groups[g][0] for g in owner.tolist()], device=device)  # [b]
+    owner, cut = [0] * len(prompts), [0] * len(prompts)  # each row's group and prefix length
+    for g, (length, members) in enumerate(groups):
+        for r in members:
+            owner[r], cut[r] = g, length
+    rows = torch.tensor(owner, device=device)
+    cache.batch_select_indices(rows)  # [b, h, prefix width, d]
     ids, mask_s = (
-        t.to(device)
-        for t in _left_pad([p[c:] for p, c in zip(prompts, cut.tolist(), strict=True)], pad_id)
+        t.to(device) for t in _left_pad([p[c:] for p, c in zip(prompts, cut, strict=True)], pad_id)
     )
-    mask = torch.cat([mask_p[owner], mask_s], dim=1)
-    logits = forward_step(model, ids, mask, _positions(mask_s, cut), cache)
+    mask = torch.cat([mask_p[rows], mask_s], dim=1)
+    logits = forward_step(
+        model, ids, mask, _positions(mask_s, torch.tensor(cut, device=device)), cache
+    )
     return cache, mask, logits
 
 

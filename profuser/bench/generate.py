@@ -15,7 +15,8 @@ import time
 from profuser.bench.registry import register
 from profuser.chat import end_of_turn_ids, render_prompt
 from profuser.generation import Generation, example_seed, generate
-from profuser.models import load_causal_lm, load_tokenizer, usable_vocab
+from profuser.models import usable_vocab
+from profuser.stages.common import open_source
 from profuser.world.check import read_jsonl
 
 
@@ -24,8 +25,7 @@ def _demo_config():
     from profuser.config import load_config
     from profuser.world.resolve import materialize_world
 
-    cfg, world = materialize_world(load_config(REPO_CONFIGS / "demo.yaml"))
-    return cfg, world
+    return materialize_world(load_config(REPO_CONFIGS / "demo.yaml"))
 
 
 def _timed(fn) -> tuple[float, list[Generation]]:
@@ -36,7 +36,7 @@ def _timed(fn) -> tuple[float, list[Generation]]:
 
 def _speedup(src, rows: list[dict], sampling, rounds: int) -> dict:
     """Batched over one-at-a-time tokens per second for one source (medians of ``rounds``)."""
-    tok, model = load_tokenizer(src.path), load_causal_lm(src.path)
+    tok, model = open_source(src)
     prompts = [render_prompt(tok, r["system_prompt"], r["question"]) for r in rows]
     seeds = [example_seed(0, r["id"], src.name) for r in rows]
     kw = dict(
