@@ -2,26 +2,15 @@ from pathlib import Path
 
 import torch
 
-from profuser.chat import end_of_turn_ids, render_prompt
 from profuser.generation import example_seed, generate
-from profuser.models import load_causal_lm, load_tokenizer, usable_vocab
-from profuser.world.check import read_jsonl
+from profuser.models import load_causal_lm
+from tests.world_prompts import sampling, world_prompts
 
 
 def _setup(world: Path, name: str = "vicuna-like", n: int = 10):
-    d = world / "models" / name
-    tok, model = load_tokenizer(str(d)), load_causal_lm(str(d))
-    rows = read_jsonl(world / "data" / "train.jsonl")[:n]
-    prompts = [render_prompt(tok, r["system_prompt"], r["question"]) for r in rows]
-    seeds = [example_seed(0, r["id"], name) for r in rows]
-    kw = dict(
-        temperature=1.0,
-        top_p=0.95,
-        max_new_tokens=12,
-        stop_ids=end_of_turn_ids(tok),
-        valid_vocab=usable_vocab(model, tok),
-    )
-    return tok, model, prompts, seeds, kw
+    tok, prompts, seeds = world_prompts(world, name, n)
+    model = load_causal_lm(str(world / "models" / name))
+    return tok, model, prompts, seeds, sampling(tok, model)
 
 
 def test_sampling_is_reproducible_and_independent_of_batch_size(mini_world: Path) -> None:

@@ -6,11 +6,10 @@ from transformers import DynamicCache
 
 import profuser.decoding
 import profuser.kv_cache
-from profuser.chat import end_of_turn_ids, render_prompt
-from profuser.generation import example_seed, generate
+from profuser.generation import generate
 from profuser.kv_cache import SlotCache
-from profuser.models import load_causal_lm, load_tokenizer, usable_vocab
-from profuser.world.check import read_jsonl
+from profuser.models import load_causal_lm
+from tests.world_prompts import sampling, world_prompts
 
 
 def _fresh(rows: int, width: int, start: float) -> tuple[DynamicCache, torch.Tensor]:
@@ -64,23 +63,9 @@ def cramped(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _answers(world: Path) -> list[str]:
-    d = world / "models" / "neox-like"
-    tok, model = load_tokenizer(str(d)), load_causal_lm(str(d))
-    rows = read_jsonl(world / "data" / "train.jsonl")[:10]
-    prompts = [render_prompt(tok, r["system_prompt"], r["question"]) for r in rows]
-    seeds = [example_seed(0, r["id"], "neox-like") for r in rows]
-    outs = generate(
-        model,
-        tok,
-        prompts,
-        seeds,
-        batch_size=4,
-        temperature=1.0,
-        top_p=0.95,
-        max_new_tokens=20,
-        stop_ids=end_of_turn_ids(tok),
-        valid_vocab=usable_vocab(model, tok),
-    )
+    tok, prompts, seeds = world_prompts(world, "neox-like", 10)
+    model = load_causal_lm(str(world / "models" / "neox-like"))
+    outs = generate(model, tok, prompts, seeds, batch_size=4, **sampling(tok, model, 20))
     return [g.text for g in outs]
 
 

@@ -3,11 +3,10 @@ from pathlib import Path
 import torch
 from transformers import LlamaForCausalLM, MistralConfig, MistralForCausalLM, MptForCausalLM
 
-from profuser.chat import end_of_turn_ids, render_prompt
-from profuser.generation import example_seed, generate
+from profuser.generation import generate
 from profuser.model_probe import has_sliding_window, prefix_sharing_exact, seating_exact
-from profuser.models import load_causal_lm, load_tokenizer, usable_vocab
-from profuser.world.check import read_jsonl
+from profuser.models import load_causal_lm
+from tests.world_prompts import prompt_ids, sampling, world_prompts
 
 
 class HiddenPositions(LlamaForCausalLM):
@@ -25,16 +24,24 @@ class ColumnCounting(MptForCausalLM):
         return super().forward(input_ids=input_ids, **kwargs)
 
 
-def _prompts(world: Path, name: str, n: int):
-    tok = load_tokenizer(str(world / "models" / name))
-    rows = read_jsonl(world / "data" / "train.jsonl")[:n]
-    texts = [render_prompt(tok, r["system_prompt"], r["question"]) for r in rows]
-    seeds = [example_seed(0, r["id"], name) for r in rows]
-    return tok, texts, seeds
-
-
 def _ids(tok, text: str) -> list[int]:
-    return tok(text, add_special_tokens=False)["input_ids"]
+    return prompt_ids(tok, [text])[0]
+
+
+def _tiny_mistral(directory: Path, window: int) -> MistralForCausalLM:
+    """A seeded two-layer Mistral with a sliding window, saved and loaded back."""
+    torch.manual_seed(0)
+    config = MistralConfig(
+        vocab_size=120,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=window,
+    )
+    MistralForCausalLM(config).save_pretrained(directory)
+    return MistralForCausalLM.from_pretrained(directory).eval()
 
 
 def test_probes_tell_the_world_models_apart(world_dir: Path) -> None:
@@ -43,7 +50,7 @@ def test_probes_tell_the_world_models_apart(world_dir: Path) -> None:
         ("neox-like", True, True),
         ("mpt-like", False, True),  # ALiBi: no position_ids, but relative to the last column
     ):
-        tok, texts, _ = _prompts(world_dir, name, 1)
+        tok, texts, _ = world_prompts(world_dir, name, 1)
         model = load_causal_lm(str(world_dir / "models" / name))
         pad = tok.pad_token_id or 0
         assert prefix_sharing_exact(model, _ids(tok, texts[0]), pad) is share, name
@@ -51,41 +58,24 @@ def test_probes_tell_the_world_models_apart(world_dir: Path) -> None:
 
 
 def test_prefix_sharing_check_catches_a_model_that_ignores_position_ids(world_dir: Path) -> None:
-    tok, texts, _ = _prompts(world_dir, "mpt-like", 1)
+    tok, texts, _ = world_prompts(world_dir, "mpt-like", 1)
     model = ColumnCounting.from_pretrained(str(world_dir / "models" / "mpt-like"))
     assert prefix_sharing_exact(model, _ids(tok, texts[0]), tok.pad_token_id or 0) is False
 
 
 def test_hidden_positions_decode_in_static_batches_and_match(world_dir: Path) -> None:
-    tok, texts, seeds = _prompts(world_dir, "vicuna-like", 9)
+    tok, texts, seeds = world_prompts(world_dir, "vicuna-like", 9)
     model = HiddenPositions.from_pretrained(str(world_dir / "models" / "vicuna-like"))
     pad = tok.pad_token_id or 0
     assert seating_exact(model, _ids(tok, texts[0]), pad) is False
     assert prefix_sharing_exact(model, _ids(tok, texts[0]), pad) is False
-    kw = dict(
-        temperature=1.0,
-        top_p=0.95,
-        max_new_tokens=16,
-        stop_ids=end_of_turn_ids(tok),
-        valid_vocab=usable_vocab(model, tok),
-    )
+    kw = sampling(tok, model, 16)
     alone = [g.text for g in generate(model, tok, texts, seeds, batch_size=1, **kw)]
     assert [g.text for g in generate(model, tok, texts, seeds, batch_size=4, **kw)] == alone
 
 
 def test_sliding_window_models_do_not_share_prefixes(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    config = MistralConfig(
-        vocab_size=120,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        sliding_window=16,
-    )
-    MistralForCausalLM(config).save_pretrained(tmp_path)
-    model = MistralForCausalLM.from_pretrained(tmp_path)
+    model = _tiny_mistral(tmp_path, window=16)
     assert has_sliding_window(model)
     assert prefix_sharing_exact(model, list(range(3, 15)), 0) is False
     assert seating_exact(model, list(range(3, 15)), 0) is True
@@ -94,17 +84,7 @@ def test_sliding_window_models_do_not_share_prefixes(tmp_path: Path) -> None:
 def test_sliding_window_model_decodes_the_same_in_any_batch(tmp_path: Path) -> None:
     from profuser.decoding import decode
 
-    torch.manual_seed(0)
-    config = MistralConfig(
-        vocab_size=120,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        sliding_window=8,
-    )
-    model = MistralForCausalLM(config).eval()
+    model = _tiny_mistral(tmp_path, window=8)
     g = torch.Generator().manual_seed(1)
     prompts = [
         torch.randint(3, 120, (int(n),), generator=g).tolist() for n in [5, 12, 20, 7, 9, 16]

@@ -4,10 +4,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from profuser.chat import render_prompt
-from profuser.models import load_causal_lm, load_tokenizer
+from profuser.models import load_causal_lm
 from profuser.prefill import prefill, prefix_groups
-from profuser.world.check import read_jsonl
+from tests.world_prompts import prompt_ids, world_prompts
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
@@ -35,16 +34,9 @@ def test_prefix_groups_follow_system_messages() -> None:
 
 
 def _world_prompts(world: Path, name: str, n: int) -> tuple:
-    d = world / "models" / name
-    tok, model = load_tokenizer(str(d)), load_causal_lm(str(d))
-    rows = read_jsonl(world / "data" / "train.jsonl")[:n]
-    ids = [
-        tok(render_prompt(tok, r["system_prompt"], r["question"]), add_special_tokens=False)[
-            "input_ids"
-        ]
-        for r in rows
-    ]
-    return tok, model, sorted(ids)
+    tok, prompts, _ = world_prompts(world, name, n)
+    model = load_causal_lm(str(world / "models" / name))
+    return tok, model, sorted(prompt_ids(tok, prompts))
 
 
 def test_shared_prefix_prefill_gives_the_plain_logits(world_dir: Path) -> None:
