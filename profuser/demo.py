@@ -4,6 +4,10 @@
 variant and the merges over three seeds, plus the inference-mode selection-rule
 study (Figure 3) and the number-of-sources study (Table 4 / Figure 4). Every run
 is an ordinary run directory, so an interrupted demo resumes where it stopped.
+
+The summary also carries each study's per-skill transfer over seeds (``transfer``,
+see `profuser.demo_transfer`) and, for the main runs, intervals pooled over seeds
+of ProFuser − target and ProFuser − best single source (``main.pooled_intervals``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from pathlib import Path
 import yaml
 
 from profuser.config import load_config
+from profuser.demo_transfer import aggregate_transfer, pooled_intervals, transfer_summary_markdown
+from profuser.eval_items import load_eval_records
 from profuser.io import atomic_write_bytes, atomic_write_json, read_json
 from profuser.pipeline import run_pipeline
 from profuser.world.resolve import materialize_world
@@ -69,13 +75,20 @@ def run_demo(cfg_path: Path, out: Path, quick: bool, extra: list[str], force: bo
     """Run every planned pipeline and write ``summary.json`` / ``summary.md`` under ``out``."""
     seeds = [0] if quick else [0, 1, 2]
     results: dict[str, list[dict]] = {}
+    main_records: list[list[dict]] = []  # each main seed's eval records, for pooled intervals
+    target = None
     for label, run_dir, overrides, keep in plan(out, quick, seeds, extra).runs:
         cfg, _ = materialize_world(_config(cfg_path, overrides, keep))
         log.info("demo: %s (seed %d) -> %s", label, cfg.seed, run_dir)
         run_pipeline(cfg, run_dir, force=force)
         res = read_json(run_dir / "report" / "results.json") or {}
         results.setdefault(label, []).append(res)
+        if label == "main":
+            main_records.append(load_eval_records(run_dir))
+            target = cfg.target
     summary = aggregate(results)
+    if main_records and target is not None:
+        summary["main"]["pooled_intervals"] = pooled_intervals(main_records, target)
     atomic_write_json(out / "summary.json", summary)
     atomic_write_bytes(out / "summary.md", summary_markdown(summary, quick).encode())
     _figures(summary, out)
@@ -106,6 +119,7 @@ def aggregate(results: dict[str, list[dict]]) -> dict:
                 for (k, n), s in models.items()
             ],
             "win_share": [r.get("win_share", {}) for r in runs],
+            "transfer": aggregate_transfer([r.get("transfer") for r in runs]),
         }
     return out
 
@@ -177,6 +191,7 @@ def summary_markdown(summary: dict, quick: bool) -> str:
         srcs["CSFT (no fusion)"] = _avg(main, "csft")
         lines += ["## Table 4: number of sources (average)", ""]
         lines += [f"- {k}: {_cell(v, False)}" for k, v in srcs.items()] + [""]
+    lines += transfer_summary_markdown(main.get("transfer"), main.get("pooled_intervals"))
     return "\n".join(lines)
 
 

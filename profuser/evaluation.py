@@ -33,6 +33,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from profuser.errors import UserError
+from profuser.eval_items import item_scores
 
 log = logging.getLogger("profuser")
 
@@ -347,7 +348,8 @@ def evaluate_model(
     Returns ``{"tasks": {task: {metric: value}}, "scores": {task: headline value},
     "per_skill": {world group: {skill: {metric: value}}}, "average": mean of the
     headline values, "n_samples": {task: n}, "settings": {...}}`` and, with
-    ``log_samples``, lm-eval's per-item records under ``"samples"``. ``limit``
+    ``log_samples``, lm-eval's per-item records under ``"samples"`` and each item's
+    headline value under ``"items"`` (see :func:`profuser.eval_items.item_scores`). ``limit``
     caps the items of every (sub)task; everything is seeded with ``seed``.
     ``split_continuation``: see :func:`make_lm` (off: lm-eval's own tokenisation).
     """
@@ -391,6 +393,8 @@ def evaluate_model(
     }
     if log_samples:
         out["samples"] = merged["samples"]
+        headline = {t: headline_metric(t, out["tasks"][t]) for t in tasks}
+        out["items"] = item_scores(merged["samples"], merged["group_subtasks"], lm_name, headline)
     return out
 
 

@@ -1,4 +1,4 @@
-"""PNG figures of a run: Figure 1a/1b-style analyses and training-loss curves."""
+"""PNG figures of a run: Figure 1a/1b-style analyses, training-loss curves, per-skill transfer."""
 
 from __future__ import annotations
 
@@ -80,6 +80,45 @@ def bar_figure(values: dict[str, float], ylabel: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.bar(list(values), list(values.values()))
     ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def transfer_figure(transfer: dict, path: Path) -> None:
+    """Per skill of each task: the target, the best other source and each variant, with
+    their 95% intervals where the run kept per-item scores."""
+    tasks = list(transfer["tasks"])
+    target = transfer["target"]
+    variants = list(transfer.get("variants", {}))
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(9, 3 * len(tasks)), squeeze=False)
+    series = ["target", "best other source", *(v.partition("-")[2] for v in variants)]
+    width = 0.8 / len(series)
+    for ax, task in zip(axes[:, 0], tasks, strict=True):
+        skills = transfer["tasks"][task]
+        names = list(skills)
+        keys = [[target] * len(names), [skills[s]["best_source"] for s in names]]
+        keys += [[v] * len(names) for v in variants]
+        for j, (label, row) in enumerate(zip(series, keys, strict=True)):
+            cells = [
+                skills[s]["scores"].get(k) if k else None for s, k in zip(names, row, strict=True)
+            ]
+            vals = [c["score"] if c and c["score"] is not None else 0.0 for c in cells]
+            err = [
+                (v - c["low"], c["high"] - v) if c and c.get("low") is not None else (0.0, 0.0)
+                for v, c in zip(vals, cells, strict=True)
+            ]
+            ax.bar(
+                [i + j * width for i in range(len(names))],
+                vals,
+                width,
+                yerr=list(zip(*err, strict=True)),
+                capsize=2,
+                label=label,
+            )
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names, rotation=15)
+        ax.set_ylabel(f"{task} score")
+    axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

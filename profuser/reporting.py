@@ -7,7 +7,10 @@ training logs) and writes text; figures are in `profuser.figures`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+from profuser.evaluation import headline_metric
+from profuser.stats import Interval, verdict
 
 # The paper's grouping of its six benchmarks (Table 2), and the tiny world's skills by kind.
 GROUPS = {
@@ -78,17 +81,16 @@ def table1(models: Sequence[dict], target: str) -> str:
     return markdown_table(rows, cols)
 
 
-HEADLINE = {"world_mc": "acc", "world_gen": "exact_match"}
-
-
 def skill_scores(m: dict) -> dict[str, float]:
-    """A model's task scores, world tasks split into their skills (``world_mc_capital``)."""
+    """A model's task scores, world tasks split into their skills (``world_mc_capital``),
+    each skill's headline metric as `profuser.evaluation.headline_metric` names it."""
     per_skill = m.get("per_skill") or {}
     out = {t: v for t, v in m["scores"].items() if t not in per_skill and t != "average"}
     for task, skills in per_skill.items():
         for skill, metrics in skills.items():
-            if HEADLINE.get(task) in metrics:
-                out[f"{task}_{skill}"] = metrics[HEADLINE[task]]
+            metric = headline_metric(task, metrics) if metrics else None
+            if metric in metrics:
+                out[f"{task}_{skill}"] = metrics[metric]
     return out
 
 
@@ -123,33 +125,72 @@ def table3(models: Sequence[dict], target: str) -> str:
     return markdown_table(rows, cols)
 
 
+# (claimed better, other, claim) between trained variants, as the paper states them.
+VARIANT_CLAIMS = (
+    ("profuser", "csft", "ProFuser beats continual SFT on GT (Table 1)"),
+    ("profuser", "fuse", "ProFuser beats training-mode-only fusion, FuseLLM-style (Table 1)"),
+    ("profuser", "simulfuse", "Progressive beats simultaneous fusion (Table 1)"),
+    ("profuser", "reversefuse", "Inference mode first beats training mode first (Table 1)"),
+    ("profuser", "gtlen_fuse", "ProFuser beats the GT-length curriculum (Table 2)"),
+    ("profuser", "rmscore_fuse", "ProFuser beats the RM-score curriculum (Table 2)"),
+    ("simulfuse", "reversefuse", "SimulFuse beats ReverseFuse (Table 1 order)"),
+    ("reversefuse", "fuse", "ReverseFuse beats Fuse (Table 1 order)"),
+    ("fuse", "csft", "Fuse beats CSFT (Table 1 order)"),
+)
+
+
+def _claim(what: str, a: str, va: float, b: str, vb: float, iv: Interval | None) -> str:
+    """One claim line: the paired interval's verdict, or the point estimates' without one."""
+    vs = f"{a} {100 * va:.2f} vs {b} {100 * vb:.2f}"
+    if iv is None:
+        word = "held" if va > vb else "did not hold"
+        return f"- {what}: {word} ({vs}; point estimates, no per-item scores for an interval)."
+    pct = f"{100 * iv.level:.0f}%"
+    return (
+        f"- {what}: {verdict(iv)} ({vs}; difference {100 * iv.estimate:+.2f}, "
+        f"{pct} interval [{100 * iv.low:+.2f}, {100 * iv.high:+.2f}])."
+    )
+
+
 def claims(
-    models: Sequence[dict], train_share: dict, infer_share: dict, lengths: dict
+    models: Sequence[dict],
+    train_share: dict,
+    infer_share: dict,
+    lengths: dict,
+    diffs: Mapping[tuple[str, str], Interval | None] | None = None,
+    target: str | None = None,
 ) -> list[str]:
-    """Which of the paper's claims held in this run, in plain words."""
+    """Which of the paper's claims held in this run, in plain words.
+
+    ``diffs`` maps (claimed better, other) model keys (``variant-profuser``,
+    ``source-<name>``) to the paired interval of their averages' difference: a claim
+    *held* when it lies above 0, *did not hold* below 0, else is *not distinguishable*.
+    Without an interval the point estimates decide, and the line says so.
+    """
+    diffs = diffs or {}
     avg = {m["name"]: m["scores"].get("average") for m in models if m["kind"] == "variant"}
     src = {m["name"]: m["scores"].get("average") for m in models if m["kind"] == "source"}
     out = []
-
-    def cmp(a: str, b: str, what: str) -> None:
+    missing = []
+    for a, b, what in VARIANT_CLAIMS:
         if avg.get(a) is None or avg.get(b) is None:
-            out.append(f"- {what}: not measured in this run.")
-            return
-        held = avg[a] > avg[b]
-        out.append(
-            f"- {what}: {'held' if held else 'did not hold'} ({a} {100 * avg[a]:.2f} vs {b} {100 * avg[b]:.2f})."
-        )
-
-    cmp("profuser", "csft", "ProFuser beats continual SFT on GT (Table 1)")
-    cmp("profuser", "fuse", "ProFuser beats training-mode-only fusion, FuseLLM-style (Table 1)")
-    cmp("profuser", "simulfuse", "Progressive beats simultaneous fusion (Table 1)")
-    cmp("profuser", "reversefuse", "Inference mode first beats training mode first (Table 1)")
-    if avg.get("profuser") is not None and src:
-        best = max(src, key=lambda k: src[k] or -1)
-        held = avg["profuser"] > (src[best] or -1)
-        out.append(
-            f"- The fused target beats every source: {'held' if held else 'did not hold'} (best source {best} {100 * (src[best] or 0):.2f})."
-        )
+            missing.append(what)
+            continue
+        iv = diffs.get((f"variant-{a}", f"variant-{b}"))
+        out.append(_claim(what, a, avg[a], b, avg[b], iv))
+    pf = avg.get("profuser")
+    if pf is not None and target is not None and src.get(target) is not None:
+        iv = diffs.get(("variant-profuser", f"source-{target}"))
+        what = "Fusion improves the target over itself before fusion"
+        out.append(_claim(what, "profuser", pf, target, src[target], iv))
+    rated = {k: v for k, v in src.items() if v is not None}
+    if pf is not None and rated:
+        best = max(rated, key=lambda k: rated[k])
+        iv = diffs.get(("variant-profuser", f"source-{best}"))
+        what = "The fused target beats every source"
+        out.append(_claim(what, "profuser", pf, f"best source {best}", rated[best], iv))
+    if missing:
+        out.append(f"- Not measured in this run (variants not trained): {'; '.join(missing)}.")
     if train_share and infer_share:
         diff = max(abs(train_share.get(k, 0) - infer_share.get(k, 0)) for k in train_share)
         out.append(

@@ -17,7 +17,10 @@ changes; while an expected variant is missing the stage stays incomplete
 date.
 
 Outputs: one file per model ``eval/models/<kind>-<name>.json`` (written
-atomically; a re-run skips models already evaluated) and ``eval/scores.json``,
+atomically; a re-run skips models already evaluated) with every metric, the
+per-skill scores and ``items``, each item's headline value
+(``{task: {skill or "all": {doc_id: score}}}``, for the report's intervals),
+and ``eval/scores.json``,
 rewritten from the per-model files after every run:
 ``[{kind, name, seed, scores: {task: value}, per_skill: {...}, average}]``.
 With ``--shard i/n`` a process evaluates the models whose index is i modulo n.
@@ -107,7 +110,8 @@ def _tokenizer(entry: ModelEntry):
 
 
 def evaluate_entry(entry: ModelEntry, cfg: RunConfig) -> dict:
-    """One model's record: settings, every metric, per-skill scores and the average."""
+    """One model's record: settings, every metric, per-skill scores, the average and the
+    per-item headline scores (``items``)."""
     started = time.time()
     tok = (
         load_tokenizer(entry.path, entry.chat_template, entry.trust_remote_code)
@@ -124,12 +128,14 @@ def evaluate_entry(entry: ModelEntry, cfg: RunConfig) -> dict:
             batch_size=cfg.eval.batch_size,
             split_continuation=cfg.eval.split_continuation,
             seed=cfg.seed,
+            log_samples=True,
         )
     finally:
         del model
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+    res.pop("samples", None)  # the full lm-eval logs are large; `items` keeps what intervals need
     return {
         "kind": entry.kind,
         "name": entry.name,

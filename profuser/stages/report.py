@@ -1,15 +1,27 @@
-"""Stage `report`: results.json, report.md with the paper-shaped tables, figures, claims."""
+"""Stage `report`: results.json, report.md with the paper-shaped tables, figures, claims.
+
+Besides the paper's tables, results.json holds ``transfer`` (per task and skill:
+each model's score with its 95% interval, who leads, each variant's takeover or
+retained, per-variant medians, the oracle gap closed and the selection accuracy;
+see `profuser.transfer`, `profuser.selection_accuracy`) and ``intervals`` (each
+model's average and the claims' paired differences; see `profuser.report_intervals`).
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
 
+from profuser.eval_items import load_eval_records
 from profuser.io import atomic_write_bytes, atomic_write_json, read_json
 from profuser.pipeline import StageContext, stage
+from profuser.report_intervals import intervals_section
 from profuser.reporting import claims, table1, table2, table3, with_average
+from profuser.selection_accuracy import load_selection_accuracy
 from profuser.shards import read_rows
 from profuser.stages.common import read_data
+from profuser.transfer import transfer_table
+from profuser.transfer_text import transfer_markdown
 from profuser.world.system_messages import ORCA_SYSTEM_MESSAGES
 
 
@@ -47,12 +59,16 @@ def answer_lengths(run_dir: Path, sources: list[str], top: int = 5) -> dict[str,
     return out
 
 
-@stage("report", reads=("target", "seed"), upstream=("data", "teacher", "score", "train", "eval"))
+@stage(
+    "report",
+    reads=("target", "seed", "reward_models"),
+    upstream=("data", "teacher", "score", "train", "eval"),
+)
 def run(ctx: StageContext) -> dict:
     from profuser import figures
 
     cfg = ctx.cfg
-    evaluated = read_json(ctx.run_dir / "eval" / "scores.json") or []
+    evaluated = load_eval_records(ctx.run_dir)
     models = with_average(
         [
             {
@@ -69,6 +85,11 @@ def run(ctx: StageContext) -> dict:
     train_share = _summary(ctx.run_dir, "teacher").get("win_share", {})
     infer_share = _summary(ctx.run_dir, "score").get("win_share", {})
     lengths = answer_lengths(ctx.run_dir, names) if (ctx.run_dir / "generate").is_dir() else {}
+    transfer = transfer_table(evaluated, cfg.target) or {}
+    accuracy = load_selection_accuracy(ctx.run_dir, cfg)
+    if accuracy:
+        transfer["selection_accuracy"] = accuracy
+    intervals, diffs = intervals_section(evaluated, cfg.target)
     atomic_write_json(
         ctx.dir / "results.json",
         {
@@ -77,6 +98,8 @@ def run(ctx: StageContext) -> dict:
             "models": models,
             "win_share": {"training": train_share, "inference": infer_share},
             "answer_lengths": lengths,
+            "transfer": transfer,
+            "intervals": intervals,
         },
     )
     figs = []
@@ -86,6 +109,9 @@ def run(ctx: StageContext) -> dict:
     if lengths:
         figures.length_figure(lengths, ctx.dir / "fig1b_answer_length.png")
         figs.append("fig1b_answer_length.png")
+    if transfer.get("tasks"):
+        figures.transfer_figure(transfer, ctx.dir / "fig_transfer.png")
+        figs.append("fig_transfer.png")
     logs = {p.parent.name: p for p in sorted((ctx.run_dir / "train").glob("*/log.csv"))}
     if logs:
         figures.loss_figure(logs, ctx.dir / "train_loss.png")
@@ -103,9 +129,10 @@ def run(ctx: StageContext) -> dict:
     lines += [
         "## Which of the paper's claims held",
         "",
-        *claims(models, train_share, infer_share, lengths),
+        *claims(models, train_share, infer_share, lengths, diffs, cfg.target),
         "",
     ]
+    lines += transfer_markdown(transfer)
     lines += ["## Figures", "", *[f"![{f}]({f})" for f in figs], ""]
     atomic_write_bytes(ctx.dir / "report.md", "\n".join(lines).encode())
     return {"models": len(models), "figures": len(figs)}

@@ -8,6 +8,7 @@ import yaml
 from profuser.cli import main
 from profuser.io import read_json
 from profuser.pipeline import STAGE_ORDER
+from profuser.shards import read_rows_file
 
 
 def _config(world: Path, tmp: Path, **extra) -> Path:
@@ -50,6 +51,19 @@ def test_pipeline_end_to_end_then_skips_everything(
     assert (out / "report" / "report.md").read_text().count("|") > 10
     for fig in ("fig1a_win_share.png", "fig1b_answer_length.png", "train_loss.png"):
         assert (out / "report" / fig).stat().st_size > 1000
+    # per-item scores give every model an interval; the transfer section reads the real files
+    assert all(iv is not None for iv in results["intervals"]["models"].values())
+    transfer = results["transfer"]
+    assert set(transfer["tasks"]) == {"world_mc", "world_gen"}
+    assert set(transfer["variants"]) == {"variant-profuser", "variant-csft"}
+    accuracy = transfer["selection_accuracy"]
+    assert accuracy["judge"] == "verifier"
+    skills = {r["skill"] for r in read_rows_file(out / "data" / "train.parquet")}
+    assert set(accuracy["skills"]) == skills | {"all"}
+    assert accuracy["skills"]["all"]["rows"] == sum(accuracy["skills"][s]["rows"] for s in skills)
+    assert set(accuracy["skills"]["all"]) == {"rows", "min_ce", "rm_vote", "any_right"}
+    assert "## Per-skill transfer" in (out / "report" / "report.md").read_text()
+    assert (out / "report" / "fig_transfer.png").stat().st_size > 1000
     # a second run skips every stage: no manifest is rewritten
     before = {s: (out / s / "manifest.json").stat().st_mtime_ns for s in STAGE_ORDER}
     assert main(["run", str(cfg), "--out", str(out)]) == 0

@@ -57,6 +57,14 @@ def test_eval_stage_writes_one_file_per_model_and_resumes(
         rec = read_json(run / "eval" / "models" / f"{key}.json")
         assert rec["seed"] == 3 and set(rec["scores"]) == set(TASKS)
         assert set(rec["per_skill"]["world_mc"]) >= {"capital", "add"}
+        # per-item headline scores, not lm-eval's full sample logs
+        assert "samples" not in rec and set(rec["items"]) == set(TASKS)
+        for task, metric in (("world_mc", "acc"), ("world_gen", "exact_match")):
+            assert set(rec["items"][task]) == set(rec["per_skill"][task])
+            for skill, docs in rec["items"][task].items():
+                assert list(docs) == ["0"]  # eval.limit = 1 item per skill
+                mean = sum(docs.values()) / len(docs)
+                assert mean == pytest.approx(rec["per_skill"][task][skill][metric])
     rows = read_json(run / "eval" / "scores.json")
     assert [f"{r['kind']}-{r['name']}" for r in rows] == keys
     assert set(rows[0]) == {"kind", "name", "seed", "scores", "per_skill", "average"}

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import datasets
+import pytest
 
 from profuser.config import load_config
 from profuser.demo import _figures, aggregate
@@ -92,7 +93,7 @@ def test_report_from_fixture(tmp_path: Path) -> None:
     )
     (run / "report").mkdir()
     summary = load_stages()["report"].fn(StageContext(cfg, run, "report", "fp"))
-    assert summary == {"models": 12, "figures": 3}
+    assert summary == {"models": 12, "figures": 4}
     md = (run / "report" / "report.md").read_text()
     for heading in ("Table 1", "Table 2", "Table 3", "claims held"):
         assert heading in md
@@ -105,6 +106,13 @@ def test_report_from_fixture(tmp_path: Path) -> None:
     res = read_json(run / "report" / "results.json")
     assert {m["kind"] for m in res["models"]} == {"source", "variant", "merge"}
     assert all("average" in m["scores"] for m in res["models"])
+    # an old run: no per-item scores, so no intervals, and the claims say so
+    assert "point estimates, no per-item scores" in md
+    assert all(v is None for v in res["intervals"]["models"].values())
+    assert {d["verdict"] for d in res["intervals"]["differences"]} == {"no interval"}
+    cell = res["transfer"]["tasks"]["world_mc_capital"]["all"]["scores"]["variant-profuser"]
+    assert cell == {"score": 0.55, "low": None, "high": None}
+    assert "## Per-skill transfer" in md and "| variant-" not in md
 
 
 def test_demo_figures_from_fixture(tmp_path: Path) -> None:
@@ -122,3 +130,72 @@ def test_demo_figures_from_fixture(tmp_path: Path) -> None:
     _figures(s, tmp_path)
     assert (tmp_path / "fig3_selection_rules.png").stat().st_size > 1000
     assert (tmp_path / "fig4_num_sources.png").stat().st_size > 1000
+
+
+def _right(k: int, n: int = 40) -> dict[str, float]:
+    return {str(i): 1.0 if i < k else 0.0 for i in range(n)}
+
+
+def test_report_with_item_scores_has_intervals_transfer_and_verdicts(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _fixture(run)
+    # items right of 40 on world_gen's two skills: t leads `add`, b leads `next`
+    right = {
+        "source-t": (36, 4),
+        "source-a": (4, 6),
+        "source-b": (2, 36),
+        "variant-profuser": (30, 30),
+        "variant-csft": (36, 4),
+        "variant-fuse": (36, 4),
+    }
+    rows = []
+    for key, (add, nxt) in right.items():
+        kind, _, name = key.partition("-")
+        items = {"world_gen": {"add": _right(add), "next": _right(nxt)}}
+        rec = {"kind": kind, "name": name, "seed": 0, "scores": {"world_gen": (add + nxt) / 80}}
+        rec["per_skill"] = {"world_gen": {"add": {"exact_match": add / 40}}}
+        atomic_write_json(run / "eval" / "models" / f"{key}.json", {**rec, "items": items})
+        rows.append(rec)
+    atomic_write_json(run / "eval" / "scores.json", rows)
+    cfg = load_config(
+        base={
+            "sources": [{"name": s, "path": f"/m/{s}"} for s in SOURCES],
+            "target": "t",
+            "dataset": {"path": "d.jsonl"},
+        }
+    )
+    (run / "report").mkdir()
+    load_stages()["report"].fn(StageContext(cfg, run, "report", "fp"))
+    res = read_json(run / "report" / "results.json")
+    md = (run / "report" / "report.md").read_text()
+
+    pf = res["intervals"]["models"]["variant-profuser"]
+    assert pf["estimate"] == 60 / 80 and pf["low"] < 0.75 < pf["high"] and pf["level"] == 0.95
+    diffs = {(d["a"], d["b"]): d for d in res["intervals"]["differences"]}
+    # the target (average 0.5) is the best single source: one pair, measured once
+    assert diffs[("variant-profuser", "source-t")]["verdict"] == "held"
+    pf_key = "variant-profuser"
+    assert set(diffs) == {
+        (pf_key, "source-t"),
+        (pf_key, "variant-csft"),
+        (pf_key, "variant-fuse"),
+        ("variant-fuse", "variant-csft"),
+    }
+    same = diffs[("variant-fuse", "variant-csft")]  # identical items: exactly 0
+    assert (same["estimate"], same["low"], same["high"]) == (0.0, 0.0, 0.0)
+    assert same["verdict"] == "not distinguishable"
+    assert "Fuse beats CSFT (Table 1 order): not distinguishable" in md
+    assert "ProFuser beats continual SFT on GT (Table 1): held" in md
+    assert "Fusion improves the target over itself before fusion: held" in md
+    assert "Not measured in this run" in md and "SimulFuse beats ReverseFuse" in md
+
+    gen = res["transfer"]["tasks"]["world_gen"]
+    assert gen["add"]["kind"] == "target-led" and gen["next"]["kind"] == "source-led"
+    assert gen["next"]["takeover"]["variant-profuser"] == pytest.approx((30 - 4) / (36 - 4))
+    assert gen["add"]["retained"]["variant-profuser"] == pytest.approx(30 / 36)
+    summary = res["transfer"]["variants"]["variant-profuser"]
+    oracle, target = (36 / 40 + 36 / 40) / 2, 40 / 80
+    assert summary["oracle_gap_closed"] == pytest.approx((60 / 80 - target) / (oracle - target))
+    assert "### world_gen" in md and "| target: t |" in md and "*takeover: profuser*" in md
+    assert "| profuser | +81% (1) | 83% (1) |" in md
+    assert (run / "report" / "fig_transfer.png").stat().st_size > 1000
