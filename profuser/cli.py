@@ -122,8 +122,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     load_config(cfg_path, args.overrides)  # fail on a bad override before building anything
     _, world_dir = materialize_world(load_config(cfg_path, args.overrides))
     _print_accuracy(world_dir)
-    run_demo(cfg_path, out, args.quick, args.overrides, force=args.force)
-    print_run_summary(out / "seed-0")
+    run_demo(cfg_path, out, args.quick, args.overrides, force=args.force, seeds=args.seeds)
+    print_run_summary(out / f"seed-{(args.seeds or [0])[0]}")
     print("\n" + (out / "summary.md").read_text(encoding="utf-8"))
     print(f"demo finished in {time.time() - started:.0f} s; results in {out}")
     return 0
@@ -178,9 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("overrides", nargs="*", metavar="key=value")
     d.add_argument("--out")
     d.add_argument(
-        "--quick", action="store_true", help="sources, CSFT, Fuse and ProFuser, one seed"
+        "--quick", action="store_true", help="sources, CSFT and ProFuser, one seed (see --seeds)"
     )
     d.add_argument("--force", action="store_true")
+    d.add_argument("--seeds", type=int, nargs="+", help="run seeds (default: 0 quick, 0 1 2 full)")
     d.set_defaults(fn=cmd_demo)
 
     w = sub.add_parser(

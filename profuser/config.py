@@ -132,6 +132,12 @@ class TrainConfig(_Strict):
     max_grad_norm: float = Field(default=1.0, ge=0.0)
     gradient_checkpointing: bool = False
     dtype: Dtype = "auto"
+    # Attention by its reproducible (math) kernel, so a seed gives the same weights; costs the
+    # attention matrix's memory, as eager attention does (profuser.training.determinism).
+    deterministic: bool = False
+    # Every phase's epochs of every schedule times this: the paper's appendix-A schedule sees
+    # 100k rows; a small fusion set needs more passes for the same learning (README, results).
+    epoch_scale: float = Field(default=1.0, gt=0.0)
 
 
 class EvalConfig(_Strict):

@@ -38,7 +38,14 @@ from profuser.eval_items import item_scores
 log = logging.getLogger("profuser")
 
 WORLD_TASKS_DIR = Path(__file__).resolve().parent / "tasks" / "world"
-WORLD_GROUPS: dict[str, str] = {"world_mc": "acc", "world_gen": "exact_match"}  # headline metric
+# headline metric of each world group: the benchmark (``world_*``, for reporting only) and the
+# dev split (``worlddev_*``, for choosing defaults); their questions are never trained on.
+WORLD_GROUPS: dict[str, str] = {
+    "world_mc": "acc",
+    "world_gen": "exact_match",
+    "worlddev_mc": "acc",
+    "worlddev_gen": "exact_match",
+}
 
 
 @dataclass(frozen=True)

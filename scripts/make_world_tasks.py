@@ -6,14 +6,16 @@ Run once; the output is committed under ``profuser/tasks/world/``::
     python scripts/make_world_tasks.py            # rewrite the shipped files
     python scripts/make_world_tasks.py --check    # exit 1 if they differ from a fresh build
 
-Items are fresh seeded draws of every skill through ``make_example`` (the same
-generator as the world's held-out split, under its own seed and split name), so
-they follow the held-out distribution: a new Orca system message and phrasing
-per item. ``compare`` items additionally avoid every number pair that the
-default world (seed 0) trains on, so that skill stays unseen as in
-``split_world``. Each item carries four choices for the multiple-choice tasks
-(the answer and three distractors of the same skill; ``parity`` has only its
-two possible answers) and the answer for the generative tasks.
+Two sets of items, each of distinct questions per skill, drawn (seeded) from the
+world's fixed question partitions (``profuser.world.skills.partition_of``), which
+no world ever trains on, whatever its seed:
+
+* ``eval``: the benchmark (groups ``world_mc`` and ``world_gen``), only for reporting;
+* ``dev``: for choosing defaults and ablations (groups ``worlddev_mc``, ``worlddev_gen``).
+
+Each item carries four choices for the multiple-choice tasks (the answer and three
+distractors of the same skill; ``parity`` has only its two possible answers) and
+the answer for the generative tasks.
 
 Hand-written files beside the generated ones (not touched here): ``utils.py``
 (dataset loader, exact-match scoring), ``_mc_template_yaml``,
@@ -27,14 +29,13 @@ import json
 import random
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from profuser.world.skills import COUNTRIES, SKILLS, WorldExample, make_example
+from profuser.world.skills import COUNTRIES, SKILLS, WorldExample, draw_distinct
 
 SEED = 20240601
-SPLIT = "bench"
-PER_SKILL = 20
+PER_SKILL = {"eval": 100, "dev": 60}
+GROUP_PREFIX = {"eval": "world", "dev": "worlddev"}
 N_CHOICES = 4
 DATA_FILE = "data/items.jsonl"
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "profuser" / "tasks" / "world"
@@ -88,58 +89,28 @@ def choices_for(ex: WorldExample, rng: random.Random) -> tuple[list[str], int]:
     return choices, choices.index(ex.answer)
 
 
-def _pair(text: str) -> frozenset[int]:
-    return frozenset(int(x) for x in re.findall(r"\d+", text))
-
-
-def default_world_compare_pairs() -> set[frozenset[int]]:
-    """Number pairs of every ``compare`` instruction the default world (seed 0) trains on."""
-    from profuser.world.build import DEFAULT_SOURCES, WorldSpec, _source_examples
-    from profuser.world.skills import UNSEEN_HELDOUT_SKILLS, split_world
-
-    spec = WorldSpec()
-    train, heldout = split_world(spec.n_train, spec.n_heldout_per_skill, spec.seed)
-    exclude = {e.instruction for e in heldout if e.skill in UNSEEN_HELDOUT_SKILLS}
-    seen = [e for e in train if e.skill == "compare"]
-    for src in DEFAULT_SOURCES:
-        seen += [e for e, _ in _source_examples(src, spec, exclude) if e.skill == "compare"]
-    return {_pair(e.instruction) for e in seen}
-
-
-def draw_items(per_skill: int = PER_SKILL, seed: int = SEED) -> list[dict]:
-    """``per_skill`` distinct items of every skill, deterministic under ``seed``."""
-    rng = random.Random(f"{seed}-{SPLIT}")
-    avoid: dict[str, Callable[[WorldExample], bool]] = {}
-    seen_pairs = default_world_compare_pairs()
-    avoid["compare"] = lambda e: _pair(e.instruction) in seen_pairs
+def draw_items(per_skill: dict[str, int] = PER_SKILL, seed: int = SEED) -> list[dict]:
+    """``per_skill[split]`` items of distinct questions of every skill from each split's
+    partition, deterministic under ``seed``."""
     rows: list[dict] = []
-    for skill in sorted(SKILLS):
-        got: list[WorldExample] = []
-        instructions: set[str] = set()
-        tries = 0
-        while len(got) < per_skill:
-            tries += 1
-            if tries > 1000 * per_skill:
-                raise RuntimeError(f"cannot draw {per_skill} distinct {skill} items")
-            ex = make_example(skill, rng, len(rows) + len(got), SPLIT)
-            if ex.instruction in instructions or avoid.get(skill, lambda e: False)(ex):
-                continue
-            instructions.add(ex.instruction)
-            got.append(ex)
-        for ex in got:
-            choices, gold = choices_for(ex, rng)
-            rows.append(
-                {
-                    "id": ex.id,
-                    "skill": skill,
-                    "system": ex.system,
-                    "question": ex.instruction,
-                    "answer": ex.answer,
-                    "response": ex.response,
-                    "choices": choices,
-                    "gold": gold,
-                }
-            )
+    for split, count in per_skill.items():
+        rng = random.Random(f"{seed}-{split}")
+        for skill in sorted(SKILLS):
+            for ex in draw_distinct(skill, split, count, rng, split, len(rows)):
+                choices, gold = choices_for(ex, rng)
+                rows.append(
+                    {
+                        "id": ex.id,
+                        "split": split,
+                        "skill": skill,
+                        "system": ex.system,
+                        "question": ex.instruction,
+                        "answer": ex.answer,
+                        "response": ex.response,
+                        "choices": choices,
+                        "gold": gold,
+                    }
+                )
     return rows
 
 
@@ -148,13 +119,15 @@ def task_files(rows: list[dict]) -> dict[str, str]:
     skills = sorted({r["skill"] for r in rows})
     files = {DATA_FILE: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)}
     header = "# Generated by scripts/make_world_tasks.py; do not edit.\n"
-    for kind, metrics in (("mc", ("acc", "acc_norm")), ("gen", ("exact_match",))):
-        group = f"world_{kind}"
+    kinds = (("mc", ("acc", "acc_norm")), ("gen", ("exact_match",)))
+    splits = sorted({r["split"] for r in rows}, key=list(GROUP_PREFIX).index)
+    for split, (kind, metrics) in ((sp, k) for sp in splits for k in kinds):
+        group = f"{GROUP_PREFIX[split]}_{kind}"
         for skill in skills:
             files[f"{group}_{skill}.yaml"] = (
                 f"{header}include: _{kind}_template_yaml\n"
                 f"task: {group}_{skill}\ntask_alias: {skill}\n"
-                f"dataset_kwargs:\n  skill: {skill}\n"
+                f"dataset_kwargs:\n  skill: {skill}\n  split: {split}\n"
             )
         subtasks = "".join(f"  - {group}_{s}\n" for s in skills)
         aggregate = "".join(f"  - metric: {m}\n    weight_by_size: true\n" for m in metrics)
@@ -168,11 +141,10 @@ def task_files(rows: list[dict]) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--per-skill", type=int, default=PER_SKILL)
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--check", action="store_true", help="compare with the files in --out")
     args = ap.parse_args(argv)
-    files = task_files(draw_items(args.per_skill, args.seed))
+    files = task_files(draw_items(PER_SKILL, args.seed))
     if args.check:
         stale = [
             p

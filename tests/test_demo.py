@@ -26,7 +26,7 @@ def _res(seed_shift: float) -> dict:
 def test_plan_quick_and_full() -> None:
     q = plan(Path("o"), True, [0], [])
     assert [r[0] for r in q.runs] == ["main"]
-    assert "variants=[csft, fuse]" in q.runs[0][2]
+    assert "variants=[csft]" in q.runs[0][2]
     f = plan(Path("o"), False, [0, 1, 2], [])
     labels = [r[0] for r in f.runs]
     assert labels.count("main") == 3

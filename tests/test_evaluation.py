@@ -47,16 +47,20 @@ def vicuna_run(mini_world: Path):
 
 def test_every_shipped_world_task_loads_and_builds_its_docs() -> None:
     names = world_task_names()
-    assert {"world_mc", "world_gen"} <= set(names)
-    per_skill = {f"world_{k}_{s}" for k in ("mc", "gen") for s in SKILLS}
-    assert set(names) == per_skill | {"world_mc", "world_gen"}
-    loaded = task_manager(False).load(["world_mc", "world_gen"])
+    groups = {"world_mc", "world_gen", "worlddev_mc", "worlddev_gen"}
+    per_skill = {f"{g}_{s}" for g in groups for s in SKILLS}
+    assert set(names) == per_skill | groups
+    loaded = task_manager(False).load(sorted(groups))
     assert set(loaded["tasks"]) == per_skill
+    questions: dict[str, set[str]] = {"world": set(), "worlddev": set()}
     for name, task in loaded["tasks"].items():
         docs = list(task.eval_docs)
-        assert len(docs) == 20, name
+        split = name.split("_", 1)[0]
+        assert len(docs) == (100 if split == "world" else 60), name
         skill = name.rsplit("_", 1)[1]
         assert {d["skill"] for d in docs} == {skill}
+        assert {d["split"] for d in docs} == {"eval" if split == "world" else "dev"}
+        questions[split] |= {d["question"] for d in docs}
         assert all(d["system"] and d["question"] and d["answer"] for d in docs)
         if "_mc_" in name:
             assert task.OUTPUT_TYPE == "multiple_choice"
@@ -66,6 +70,7 @@ def test_every_shipped_world_task_loads_and_builds_its_docs() -> None:
                 assert len(set(choices)) == len(choices) == (2 if skill == "parity" else 4)
         else:
             assert task.OUTPUT_TYPE == "generate_until"
+    assert not questions["world"] & questions["worlddev"], "dev and benchmark share no question"
 
 
 def test_shipped_task_files_are_what_the_script_makes() -> None:

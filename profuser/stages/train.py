@@ -25,12 +25,17 @@ log = logging.getLogger("profuser")
 
 
 def variant_schedules(cfg) -> dict[str, list[Phase]]:
-    """name -> phases: the main schedule (its preset name, or "custom") and each variant."""
+    """name -> phases: the main schedule (its preset name, or "custom") and each variant,
+    every phase's epochs times ``train.epoch_scale``."""
     main = cfg.schedule if isinstance(cfg.schedule, str) else "custom"
     out = {main: resolve_schedule(cfg.schedule)}
     for v in cfg.variants:
         out.setdefault(v, resolve_schedule(v))
-    return out
+    scale = cfg.train.epoch_scale
+    return {
+        name: [p.model_copy(update={"epochs": p.epochs * scale}) for p in phases]
+        for name, phases in out.items()
+    }
 
 
 def _teacher(reader: DistributionReader | None, eid: str):

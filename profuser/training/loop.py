@@ -18,6 +18,7 @@ import math
 import shutil
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from profuser.losses import (
     fusion_loss,
 )
 from profuser.schedules import Phase, PhaseClock
+from profuser.training.determinism import reproducible_attention
 from profuser.training.examples import FusionExample, collate
 from profuser.training.order import phase_pool, step_examples, steps_per_epoch
 
@@ -146,6 +148,8 @@ def train_fusion(
         pidx, phase = clock.phase_at(step)
         batch_idx = step_examples(pools[pidx], clock.step_in_phase(step), eb, seed, pidx)
         mine = [examples[i] for i in batch_idx[rank::world]]
+        # Micro-batches of similar length pad less; the window's loss is the same sum.
+        mine.sort(key=_length)
         mbs = []
         for s in range(0, len(mine), cfg.micro_batch):
             chunk = mine[s : s + cfg.micro_batch]
@@ -167,8 +171,8 @@ def train_fusion(
             if weights.w1 == 0 and weights.w2 == 0:
                 continue
             sync = j == len(mbs) - 1
-            ctx = accelerator.no_sync(model) if not sync else _null()
-            with ctx:
+            ctx = accelerator.no_sync(model) if not sync else nullcontext()
+            with ctx, reproducible_attention(cfg.deterministic):
                 ib = _forward(model, infer, accelerator) if infer else None
                 tb = _forward(model, train, accelerator) if train else None
                 res = fusion_loss(ib, tb, weights, denominators=denoms)
@@ -233,12 +237,9 @@ def _tensorboard(directory: Path):
     return SummaryWriter(str(directory))
 
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
+def _length(example: FusionExample) -> int:
+    t = example.train
+    return len(t.prompt_ids) + len(t.answer_ids) + len(t.suffix_ids)
 
 
 def _forward(model, inputs, accelerator) -> ModeBatch:

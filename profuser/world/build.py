@@ -31,17 +31,12 @@ from transformers import (
 
 from profuser.chat import encode_turn
 from profuser.chat_templates import get_chat_template
+from profuser.training.determinism import reproducible_attention
 from profuser.world.reward import train_world_reward_model
-from profuser.world.skills import (
-    SKILLS,
-    UNSEEN_HELDOUT_SKILLS,
-    WorldExample,
-    generate_examples,
-    split_world,
-)
+from profuser.world.skills import SKILLS, WorldExample, generate_examples, split_world
 from profuser.world.tokenizers import build_tokenizer
 
-WORLD_VERSION = 3
+WORLD_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -142,11 +137,10 @@ def _model(arch: str, tok: PreTrainedTokenizerBase, spec: WorldSpec) -> PreTrain
     raise ValueError(f"unknown architecture {arch!r}")
 
 
-def _source_examples(
-    src: SourceSpec, spec: WorldSpec, exclude: set[str]
-) -> list[tuple[WorldExample, str]]:
+def source_examples(src: SourceSpec, spec: WorldSpec) -> list[tuple[WorldExample, str]]:
+    """The (example, answer) pairs ``src`` is trained on: ``train`` questions in its skill mix."""
     weights = {k: (1.0 if k in src.strong else spec.weak_weight) for k in SKILLS}
-    exs = generate_examples(spec.n_source_examples, spec.seed, f"src-{src.name}", weights, exclude)
+    exs = generate_examples(spec.n_source_examples, spec.seed, f"src-{src.name}", weights)
     rng = random.Random(f"{spec.seed}-{src.name}-style")
     return [(e, e.response if rng.random() < spec.long_answer_share else e.short) for e in exs]
 
@@ -158,7 +152,11 @@ def train_source(
     spec: WorldSpec,
     desc: str,
 ) -> list[float]:
-    """Plain SFT on the source's own chat format (answers only); returns the loss curve."""
+    """Plain SFT on the source's own chat format (answers only); returns the loss curve.
+
+    Attention runs in its reproducible form, so the same seed gives the same weights
+    whatever the thread count's effect on the fused CPU kernel's backward pass.
+    """
     rows = []
     for ex, answer in data:
         turn = encode_turn(tok, ex.system, ex.instruction, answer)
@@ -191,8 +189,9 @@ def train_source(
             ids[r, : len(x)] = torch.tensor(x)
             lab[r, : len(y)] = torch.tensor(y)
             att[r, : len(x)] = 1
-        loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
-        loss.backward()
+        with reproducible_attention(True):
+            loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
@@ -241,7 +240,6 @@ def build_world(
     train, heldout = split_world(spec.n_train, spec.n_heldout_per_skill, spec.seed)
     _write_jsonl(tmp / "data" / "train.jsonl", train)
     _write_jsonl(tmp / "data" / "heldout.jsonl", heldout)
-    exclude = {e.instruction for e in heldout if e.skill in UNSEEN_HELDOUT_SKILLS}
 
     corpus = world_corpus(train, spec.seed)
     tokenizers: dict[str, PreTrainedTokenizerBase] = {}
@@ -258,7 +256,7 @@ def build_world(
         tok.chat_template = tpl
         torch.manual_seed(spec.seed * 1000 + i)
         model = _model(src.arch, tok, spec)
-        data = _source_examples(src, spec, exclude)
+        data = source_examples(src, spec)
         losses[src.name] = train_source(model, tok, data, spec, f"train {src.name}")
         out = tmp / "models" / src.name
         model.save_pretrained(out)

@@ -123,8 +123,8 @@ def make_pairs(examples: list[WorldExample], seed: int) -> list[PreferencePair]:
 
 
 def heldout_pairs(n: int, seed: int) -> list[PreferencePair]:
-    """``n`` pairs from a split the RM never trains on (fresh draws of the same skills)."""
-    return make_pairs(generate_examples(n, seed, "rm-heldout"), seed + 1)
+    """``n`` pairs of ``dev`` questions, which the RM never trains on."""
+    return make_pairs(generate_examples(n, seed, "rm-heldout", partition="dev"), seed + 1)
 
 
 def _encode(tok: PreTrainedTokenizerBase, ex: WorldExample, answer: str) -> list[int]:

@@ -24,7 +24,7 @@ def _config(world: Path, tmp: Path, **extra) -> Path:
     base.pop("world", None)
     base["variants"] = ["csft"]
     base["advantage"]["sampling"]["max_new_tokens"] = 16
-    base["train"].update(effective_batch=8, micro_batch=8)
+    base["train"].update(effective_batch=8, micro_batch=8, epoch_scale=1)
     base["eval"]["limit"] = 2
     base.update(extra)
     path = tmp / "run.yaml"

@@ -1,14 +1,31 @@
+import json
 from collections import Counter
 
+import pytest
+
+from profuser.evaluation import WORLD_TASKS_DIR
+from profuser.world.build import DEFAULT_SOURCES, WorldSpec, source_examples, world_corpus
+from profuser.world.reward import N_TRAIN_EXAMPLES
 from profuser.world.skills import (
+    DEV_QUESTIONS_MIN,
+    EVAL_QUESTIONS_MIN,
+    PARTITIONS,
+    SKILL_TABLE,
     SKILLS,
-    UNSEEN_HELDOUT_SKILLS,
     extract_answer,
     generate_examples,
     is_correct,
+    partition_of,
+    partition_questions,
+    phrasings_of,
     split_world,
 )
 from profuser.world.system_messages import ORCA_SYSTEM_MESSAGES
+
+
+def _shipped_items() -> list[dict]:
+    with (WORLD_TASKS_DIR / "data" / "items.jsonl").open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def test_generator_is_deterministic_under_seed() -> None:
@@ -21,18 +38,50 @@ def test_skills_system_messages_and_long_gt() -> None:
     assert len(SKILLS) >= 5
     assert set(Counter(e.skill for e in train)) == set(SKILLS)
     assert Counter(e.skill for e in heldout) == {k: 10 for k in SKILLS}
+    assert len({e.instruction for e in heldout}) == len(heldout)
     for e in train[:200]:
         assert e.system in ORCA_SYSTEM_MESSAGES
         assert len(e.response) > 3 * len(e.short), "GT answers explain their steps"
         assert is_correct(e.response, e.answer) and is_correct(e.short, e.answer)
 
 
-def test_heldout_is_unseen_where_the_space_allows() -> None:
-    train, heldout = split_world(600, 10, seed=0)
-    seen = {e.instruction for e in train}
-    for e in heldout:
-        if e.skill in UNSEEN_HELDOUT_SKILLS:
-            assert e.instruction not in seen
+def test_partitions_split_every_question_and_keep_every_fact_learnable() -> None:
+    for name, skill in SKILL_TABLE.items():
+        sizes = {p: len(partition_questions(name, p)) for p in PARTITIONS}
+        assert sizes["eval"] >= EVAL_QUESTIONS_MIN and sizes["dev"] >= DEV_QUESTIONS_MIN
+        assert sum(sizes.values()) == len(skill.facts) * len(skill.phrasings)
+        for fact in skill.facts:
+            kept = phrasings_of(name, fact)
+            assert sorted(i for v in kept.values() for i in v) == list(range(8))
+            assert len(kept["train"]) >= 3, f"{name} {fact}: too few training phrasings"
+        # Distinct (fact, phrasing) pairs are distinct question texts.
+        texts = {skill.question(f, p) for f in skill.facts for p in range(len(skill.phrasings))}
+        assert len(texts) == len(skill.facts) * len(skill.phrasings)
+    assert partition_of("add", (2, 3), phrasings_of("add", (2, 3))["eval"][0]) == "eval"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_no_benchmark_or_dev_question_is_ever_trained_on(seed: int) -> None:
+    """Eval and dev items share no question text with any source's training data, the
+    tokenizers' and the RM's text or the fusion set, for the default world spec."""
+    spec = WorldSpec(seed=seed)
+    train, heldout = split_world(spec.n_train, spec.n_heldout_per_skill, spec.seed)
+    trained = {e.instruction for e in train}
+    for src in DEFAULT_SOURCES:
+        trained |= {e.instruction for e, _ in source_examples(src, spec)}
+    trained |= {e.instruction for e in generate_examples(N_TRAIN_EXAMPLES, seed, "rm-train")}
+    corpus = "\n".join(world_corpus(train, seed))
+    items = _shipped_items()
+    by_split = Counter((r["split"], r["skill"]) for r in items)
+    for skill in SKILLS:
+        assert by_split[("eval", skill)] >= 100
+        assert by_split[("dev", skill)] >= 50
+    questions = [r["question"] for r in items]
+    assert len(set(questions)) == len(questions), "every item is a distinct question"
+    leaked = [q for q in questions if q in trained]
+    assert not leaked, f"{len(leaked)} benchmark questions are trained on, e.g. {leaked[:3]}"
+    assert not [q for q in questions if q in corpus]
+    assert not {e.instruction for e in heldout} & trained
 
 
 def test_answer_extraction() -> None:

@@ -24,15 +24,16 @@ def _rows() -> tuple[dict, ...]:
         return tuple(json.loads(line) for line in f if line.strip())
 
 
-def load_skill(skill: str, **_: object) -> datasets.DatasetDict:
-    """The ``test`` split of one skill's items (lm-eval's ``custom_dataset`` hook).
+def load_skill(skill: str, split: str = "eval", **_: object) -> datasets.DatasetDict:
+    """One skill's items of ``split`` (``eval``: the benchmark; ``dev``: for choosing
+    defaults) as lm-eval's ``test`` split (its ``custom_dataset`` hook).
 
     lm-eval calls this with the task's ``dataset_kwargs`` and metadata; only ``skill``
-    is used.
+    and ``split`` are used.
     """
-    rows = [dict(r) for r in _rows() if r["skill"] == skill]
+    rows = [dict(r) for r in _rows() if r["skill"] == skill and r["split"] == split]
     if not rows:
-        raise ValueError(f"no tiny-world benchmark items for skill {skill!r} in {DATA}")
+        raise ValueError(f"no tiny-world {split} items for skill {skill!r} in {DATA}")
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
 
