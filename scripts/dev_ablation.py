@@ -5,11 +5,11 @@ Defaults are chosen here, on the ``worlddev_*`` tasks (questions no model trains
 on, kept apart from the ``world_*`` benchmark, which is only for reporting)::
 
     python scripts/dev_ablation.py --out runs/ablation --seeds 0 1 \\
-        --arm default= --arm epochs4=train.epoch_scale=4 --arm lr3e-3=train.lr=3e-3
+        --arm epochs2=train.epoch_scale=2 --arm epochs4=train.epoch_scale=4
 
 For each seed a base run (data through align, and the sources' dev scores) is made
 once under ``OUT/seed-S/base``; each arm copies its upstream artifacts, trains
-ProFuser with the arm's overrides (comma-separated ``key=value``) and evaluates the
+ProFuser with the arm's overrides (``key=value``, separated by ``;``) and evaluates the
 result on the dev tasks. Every record (with per-item scores) is written to
 ``OUT/seed-S/<arm>.json``; ``OUT/records.json`` collects them all.
 """
@@ -27,7 +27,7 @@ from profuser.config import load_config
 from profuser.io import atomic_write_json, read_json
 from profuser.pipeline import run_pipeline
 from profuser.stages.common import target_source
-from profuser.stages.eval import ModelEntry, evaluate_entry
+from profuser.stages.eval import ModelEntry, evaluate_entry, expected_variants
 from profuser.stats import bootstrap
 from profuser.transfer import transfer_table
 from profuser.world.resolve import materialize_world
@@ -39,7 +39,7 @@ log = logging.getLogger("profuser")
 
 def _arm(text: str) -> tuple[str, list[str]]:
     name, _, spec = text.partition("=")
-    return name, [o for o in spec.split(",") if o]
+    return name, [o.strip() for o in spec.split(";") if o.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
     ap.add_argument("--out", type=Path, default=Path("runs/ablation"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--arm", action="append", default=[], help="NAME=key=value,key=value")
+    ap.add_argument("--arm", action="append", default=[], help="NAME=key=value;key=value")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     records: list[dict] = read_json(args.out / "records.json") or []
@@ -56,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         root = args.out / f"seed-{seed}"
         base = root / "base"
         cfg, _ = materialize_world(load_config(args.config, [*DEV, f"seed={seed}"]))
-        run_pipeline(cfg, base)  # sources evaluated on dev, ProFuser at the demo's settings
+        if not (base / "report" / "results.json").is_file():
+            # Made once: the sources' dev scores and ProFuser at the config's settings then;
+            # later arms compare against this record, not against a re-trained one.
+            run_pipeline(cfg, base)
         for m in read_json(base / "eval" / "scores.json") or []:
             rec = read_json(base / "eval" / "models" / f"{m['kind']}-{m['name']}.json")
             if (seed, "base", m["kind"], m["name"]) not in done:
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             if (seed, name, "variant", "profuser") in done:
                 continue
             arm_dir = root / name
-            if not (arm_dir / "train" / "profuser" / "final").is_dir():
+            if not (arm_dir / "train").is_dir():
                 arm_dir.mkdir(parents=True, exist_ok=True)
                 for stage_name in UPSTREAM:
                     if not (arm_dir / stage_name).exists():
@@ -78,10 +81,11 @@ def main(argv: list[str] | None = None) -> int:
                 run_pipeline(acfg, arm_dir, only=stage_name)
             trained = time.time() - started
             tgt = target_source(acfg)
+            main_variant = expected_variants(acfg)[0]  # "custom" for a schedule spelled out
             entry = ModelEntry(
                 "variant",
                 "profuser",
-                str(arm_dir / "train" / "profuser" / "final"),
+                str(arm_dir / "train" / main_variant / "final"),
                 tgt.chat_template,
                 tgt.dtype,
             )
