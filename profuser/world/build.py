@@ -154,8 +154,8 @@ def train_source(
 ) -> list[float]:
     """Plain SFT on the source's own chat format (answers only); returns the loss curve.
 
-    Attention runs in its reproducible form, so the same seed gives the same weights
-    whatever the thread count's effect on the fused CPU kernel's backward pass.
+    Attention runs through its reproducible (math) kernel: the fused CPU kernel's backward
+    pass let two same-seed builds differ with more than one thread.
     """
     rows = []
     for ex, answer in data:
