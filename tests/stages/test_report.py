@@ -199,3 +199,17 @@ def test_report_with_item_scores_has_intervals_transfer_and_verdicts(tmp_path: P
     assert "### world_gen" in md and "| target: t |" in md and "*takeover: profuser*" in md
     assert "| profuser | +81% (1) | 83% (1) |" in md
     assert (run / "report" / "fig_transfer.png").stat().st_size > 1000
+
+
+def test_table2_groups_the_world_skills_of_benchmark_and_dev_alike() -> None:
+    from profuser.reporting import grouped
+
+    def model(group: str) -> dict:
+        per_skill = {
+            f"{group}_gen": {"capital": {"exact_match": 1.0}, "next": {"exact_match": 0.0}}
+        }
+        return {"kind": "variant", "name": "profuser", "scores": {}, "per_skill": per_skill}
+
+    for group in ("world", "worlddev"):
+        (row,) = grouped([model(group)])
+        assert row["scores"] == {"knowledge": 1.0, "reasoning": 0.0}, group
