@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import logging
 import math
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from profuser.config import load_config
-from profuser.demo_transfer import aggregate_transfer, pooled_intervals, transfer_summary_markdown
+from profuser.demo_transfer import (
+    aggregate_transfer,
+    mean_std,
+    pooled_intervals,
+    transfer_summary_markdown,
+)
 from profuser.eval_items import load_eval_records
 from profuser.io import atomic_write_bytes, atomic_write_json, read_json
 from profuser.pipeline import run_pipeline
@@ -105,13 +109,6 @@ def run_demo(
     return summary
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    vals = [v for v in values if v is not None and not math.isnan(v)]
-    if not vals:
-        return (math.nan, math.nan)
-    return (statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0)
-
-
 def aggregate(results: dict[str, list[dict]]) -> dict:
     """Per study label, per model: mean and std over seeds of each task score."""
     out: dict = {}
@@ -125,7 +122,7 @@ def aggregate(results: dict[str, list[dict]]) -> dict:
         out[label] = {
             "seeds": len(runs),
             "models": [
-                {"kind": k, "name": n, "scores": {t: _mean_std(v) for t, v in s.items()}}
+                {"kind": k, "name": n, "scores": {t: tuple(mean_std(v)) for t, v in s.items()}}
                 for (k, n), s in models.items()
             ],
             "win_share": [r.get("win_share", {}) for r in runs],
