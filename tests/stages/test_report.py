@@ -81,9 +81,8 @@ def _fixture(run: Path) -> None:
     )
 
 
-def test_report_from_fixture(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    _fixture(run)
+def _report(run: Path) -> dict:
+    """The report stage on the fixture run in ``run`` (target ``t``); its summary."""
     cfg = load_config(
         base={
             "sources": [{"name": s, "path": f"/m/{s}"} for s in SOURCES],
@@ -92,7 +91,13 @@ def test_report_from_fixture(tmp_path: Path) -> None:
         }
     )
     (run / "report").mkdir()
-    summary = load_stages()["report"].fn(StageContext(cfg, run, "report", "fp"))
+    return load_stages()["report"].fn(StageContext(cfg, run, "report", "fp"))
+
+
+def test_report_from_fixture(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _fixture(run)
+    summary = _report(run)
     assert summary == {"models": 12, "figures": 4}
     md = (run / "report" / "report.md").read_text()
     for heading in ("Table 1", "Table 2", "Table 3", "claims held"):
@@ -157,15 +162,7 @@ def test_report_with_item_scores_has_intervals_transfer_and_verdicts(tmp_path: P
         atomic_write_json(run / "eval" / "models" / f"{key}.json", {**rec, "items": items})
         rows.append(rec)
     atomic_write_json(run / "eval" / "scores.json", rows)
-    cfg = load_config(
-        base={
-            "sources": [{"name": s, "path": f"/m/{s}"} for s in SOURCES],
-            "target": "t",
-            "dataset": {"path": "d.jsonl"},
-        }
-    )
-    (run / "report").mkdir()
-    load_stages()["report"].fn(StageContext(cfg, run, "report", "fp"))
+    _report(run)
     res = read_json(run / "report" / "results.json")
     md = (run / "report" / "report.md").read_text()
 
