@@ -149,6 +149,9 @@ class EvalConfig(_Strict):
     # lm-eval joins a template's trailing space/newline to a multiple-choice answer before
     # tokenizing; True tokenizes the answer alone, as the model generates it after its prompt.
     split_continuation: bool = False
+    # Reuse a model's record when the same files were evaluated the same way before
+    # (`profuser.eval_cache`; the studies of a demo all evaluate the same sources).
+    cache: bool = True
 
 
 class MergeConfig(_Strict):

@@ -29,3 +29,9 @@ def mini_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
         n_train=40, n_heldout_per_skill=3, n_source_examples=64, steps=4, batch=8, rm_steps=4
     )
     return build_world(spec, root=tmp_path_factory.mktemp("mini-world"), check=False)
+
+
+@pytest.fixture(autouse=True)
+def _private_eval_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """Each test gets its own eval cache, so no test reuses another's records."""
+    monkeypatch.setenv("PROFUSER_EVAL_CACHE", str(tmp_path_factory.mktemp("eval-cache")))

@@ -16,6 +16,9 @@ changes; while an expected variant is missing the stage stays incomplete
 (``partial``) so that a later run evaluates it instead of skipping eval as up to
 date.
 
+A model whose files were evaluated the same way before takes its record from the eval
+cache (`profuser.eval_cache`, ``eval.cache``) instead of running lm-eval again.
+
 Outputs: one file per model ``eval/models/<kind>-<name>.json`` (written
 atomically; a re-run skips models already evaluated) with every metric, the
 per-skill scores and ``items``, each item's headline value
@@ -36,6 +39,7 @@ from pathlib import Path
 
 import torch
 
+from profuser import eval_cache
 from profuser.config import RunConfig
 from profuser.errors import UserError
 from profuser.evaluation import evaluate_model
@@ -146,6 +150,30 @@ def evaluate_entry(entry: ModelEntry, cfg: RunConfig) -> dict:
     }
 
 
+def cached_or_evaluated(entry: ModelEntry, cfg: RunConfig) -> dict:
+    """``entry``'s record: from the eval cache when the same files were evaluated the same
+    way before (``eval.cache``), else evaluated now and kept there."""
+    identity = {
+        "kind": entry.kind,  # sources and trained models find their chat template differently
+        "chat_template": entry.chat_template,
+        "dtype": entry.dtype,
+        "trust_remote_code": entry.trust_remote_code,
+        "tasks": list(cfg.eval.tasks),
+        "limit": cfg.eval.limit,
+        "batch_size": cfg.eval.batch_size,
+        "split_continuation": cfg.eval.split_continuation,
+        "seed": cfg.seed,
+    }
+    key = eval_cache.record_key(entry.path, identity) if cfg.eval.cache else None
+    hit = eval_cache.load(key)
+    if hit is not None:
+        log.info("eval %s: same files evaluated before (eval cache %s)", entry.key, key)
+        return {**hit, "kind": entry.kind, "name": entry.name, "path": entry.path, "cached": key}
+    record = evaluate_entry(entry, cfg)
+    eval_cache.store(key, record)
+    return record
+
+
 def _row(record: dict) -> dict:
     keys = ("kind", "name", "seed", "scores", "per_skill", "average")
     return {k: record[k] for k in keys}
@@ -164,7 +192,7 @@ def run(ctx: StageContext) -> dict:
         if i % count != index or path.is_file():
             continue
         log.info("eval %s (%s)", entry.key, entry.path)
-        record = evaluate_entry(entry, cfg)
+        record = cached_or_evaluated(entry, cfg)
         atomic_write_json(path, record)
         log.info("eval %s: average %.4f", entry.key, record["average"])
     records = [read_json(out_dir / f"{m.key}.json") for m in models]

@@ -22,7 +22,7 @@ from profuser.shards import read_rows
 from profuser.stages.common import read_data
 from profuser.transfer import transfer_table
 from profuser.transfer_text import transfer_markdown
-from profuser.world.system_messages import ORCA_SYSTEM_MESSAGES
+from profuser.world.system_messages import table5_row
 
 
 def _summary(run_dir: Path, name: str) -> dict:
@@ -40,11 +40,8 @@ def answer_lengths(run_dir: Path, sources: list[str], top: int = 5) -> dict[str,
     }
     out = {}
     for system, group in sorted(by_sys.items(), key=lambda kv: -len(kv[1]))[:top]:
-        key = (
-            str(ORCA_SYSTEM_MESSAGES.index(system) + 1)
-            if system in ORCA_SYSTEM_MESSAGES
-            else system[:20]
-        )
+        row = table5_row(system)
+        key = str(row) if row is not None else system[:20]
         gt = sum(len(r["response"].split()) for r in group) / len(group)
         src = {
             s: sum(len(answers[s].get(r["id"], "").split()) for r in group) / len(group)

@@ -36,7 +36,7 @@ from profuser.world.reward import train_world_reward_model
 from profuser.world.skills import SKILLS, WorldExample, generate_examples, split_world
 from profuser.world.tokenizers import build_tokenizer
 
-WORLD_VERSION = 4
+WORLD_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,10 @@ def train_source(
     desc: str,
 ) -> list[float]:
     """Plain SFT on the source's own chat format (answers only); returns the loss curve.
+
+    Batches are drawn at random, not grouped by length: length-grouped batches ran in
+    half the time but each held one answer style and mostly one skill, and the sources
+    learned their skills markedly worse (mpt-like, held-out: parity 0.57 against 1.00).
 
     Attention runs through its reproducible (math) kernel: the fused CPU kernel's backward
     pass let two same-seed builds differ with more than one thread.

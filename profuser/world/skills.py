@@ -1,6 +1,7 @@
 """The tiny world's instruction set: seeded skills with long GT answers and short answers.
 
-Every example carries one of the Orca system messages (paper, Table 5), a long
+Every example carries a system message (a condensed form of one of the paper's Table 5
+Orca messages, see `profuser.world.system_messages`), a long
 ground-truth response that explains its steps (the "GPT-4" answer) and a short
 answer (what the tiny sources are trained to give). The skills are small enough
 that two-layer models learn them in a minute on a CPU, and different enough that
@@ -27,7 +28,7 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
 
-from profuser.world.system_messages import ORCA_SYSTEM_MESSAGES
+from profuser.world.system_messages import WORLD_SYSTEM_MESSAGES
 
 PARTITIONS = ("train", "dev", "eval")
 # Each skill keeps at least this many distinct questions for the benchmark and the dev split.
@@ -340,7 +341,7 @@ def make_example(
     s = SKILL_TABLE[skill]
     fact = s.facts[rng.randrange(len(s.facts))]
     phrasing = rng.choice(phrasings_of(skill, fact)[partition])
-    system = rng.choice(ORCA_SYSTEM_MESSAGES)
+    system = rng.choice(WORLD_SYSTEM_MESSAGES)
     return example_for(skill, fact, phrasing, system, f"{split}-{index:06d}")
 
 
@@ -374,7 +375,7 @@ def draw_distinct(
         raise ValueError(f"{skill}: {partition} holds {len(pool)} questions, {count} asked")
     picks = rng.sample(pool, count)
     return [
-        example_for(skill, f, p, rng.choice(ORCA_SYSTEM_MESSAGES), f"{split}-{start + i:06d}")
+        example_for(skill, f, p, rng.choice(WORLD_SYSTEM_MESSAGES), f"{split}-{start + i:06d}")
         for i, (f, p) in enumerate(picks)
     ]
 

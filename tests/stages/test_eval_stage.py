@@ -103,5 +103,40 @@ def test_eval_stage_without_trained_variants_evaluates_sources_and_stays_partial
     shutil.rmtree(run / "eval")
     calls.clear()
     stage = load_stages()["eval"]
-    stage.fn(StageContext(_cfg(mini_world), run, "eval", "fp", shard=(1, 2)))
+    stage.fn(StageContext(_cfg(mini_world, "eval.cache=false"), run, "eval", "fp", shard=(1, 2)))
     assert calls == ["mpt"]
+
+
+def test_eval_cache_reuses_records_of_identical_files_only(
+    mini_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import profuser.stages.eval as eval_stage
+
+    calls: list[str] = []
+    real = eval_stage.evaluate_model
+
+    def counted(model, tok, tasks, **kw):
+        calls.append(model.config.model_type)
+        return real(model, tok, tasks, **kw)
+
+    monkeypatch.setattr(eval_stage, "evaluate_model", counted)
+    first = _run(_cfg(mini_world), tmp_path / "a")
+    assert calls == ["llama", "mpt"]
+    # Another run of the same sources, same settings: nothing is evaluated, same records.
+    again = _run(_cfg(mini_world), tmp_path / "b")
+    assert calls == ["llama", "mpt"] and again["models"] == first["models"]
+    rec_a = read_json(tmp_path / "a" / "eval" / "models" / "source-mpt-like.json")
+    rec_b = read_json(tmp_path / "b" / "eval" / "models" / "source-mpt-like.json")
+    assert rec_b.pop("cached") and rec_a == rec_b
+    # One changed file, another seed, or the cache off: evaluated again.
+    changed = tmp_path / "mpt-copy"
+    shutil.copytree(mini_world / "models" / "mpt-like", changed)
+    (changed / "config.json").write_text(
+        (changed / "config.json").read_text().replace("{", '{"_edited": 1, ', 1)
+    )
+    _run(_cfg(mini_world, f"sources.1.path={changed}"), tmp_path / "c")
+    assert calls == ["llama", "mpt", "mpt"]
+    _run(_cfg(mini_world, "seed=4"), tmp_path / "d")
+    assert calls == ["llama", "mpt", "mpt", "llama", "mpt"]
+    _run(_cfg(mini_world, "eval.cache=false"), tmp_path / "e")
+    assert calls[5:] == ["llama", "mpt"]

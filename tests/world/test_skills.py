@@ -20,7 +20,7 @@ from profuser.world.skills import (
     phrasings_of,
     split_world,
 )
-from profuser.world.system_messages import ORCA_SYSTEM_MESSAGES
+from profuser.world.system_messages import WORLD_SYSTEM_MESSAGES
 
 
 def _shipped_items() -> list[dict]:
@@ -40,7 +40,7 @@ def test_skills_system_messages_and_long_gt() -> None:
     assert Counter(e.skill for e in heldout) == {k: 10 for k in SKILLS}
     assert len({e.instruction for e in heldout}) == len(heldout)
     for e in train[:200]:
-        assert e.system in ORCA_SYSTEM_MESSAGES
+        assert e.system in WORLD_SYSTEM_MESSAGES
         assert len(e.response) > 3 * len(e.short), "GT answers explain their steps"
         assert is_correct(e.response, e.answer) and is_correct(e.short, e.answer)
 
