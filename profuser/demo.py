@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from profuser.config import load_config
+from profuser.config import RunConfig, load_config
 from profuser.demo_transfer import (
     aggregate_transfer,
     mean_std,
@@ -28,13 +29,17 @@ from profuser.demo_transfer import (
 )
 from profuser.eval_items import load_eval_records
 from profuser.io import atomic_write_bytes, atomic_write_json, read_json
-from profuser.pipeline import run_pipeline
+from profuser.pipeline import fingerprints, load_stages, run_pipeline
 from profuser.world.resolve import materialize_world
 
 log = logging.getLogger("profuser")
 
 QUICK = ["variants=[csft]", "merges=[]"]
 RULE_STUDY = ("single_rm", "reference")  # compared with the main runs' rm_vote
+# Stages a study run may take from its seed's main run, where the study's config gives them
+# the same fingerprint: the selection-rule study reuses the main run's answers and teacher
+# outputs instead of computing them again.
+SHARED_STAGES = ("data", "generate", "score", "teacher", "align")
 SOURCE_STUDY = {
     "FuseMPT": ["vicuna-like", "mpt-like"],
     "FuseLlama": ["vicuna-like", "llama-chat-like"],
@@ -94,6 +99,8 @@ def run_demo(
     for label, run_dir, overrides, keep in plan(out, quick, seeds, extra).runs:
         cfg, _ = materialize_world(_config(cfg_path, overrides, keep))
         log.info("demo: %s (seed %d) -> %s", label, cfg.seed, run_dir)
+        if label != "main":
+            share_upstream(out / f"seed-{cfg.seed}", run_dir, cfg)
         run_pipeline(cfg, run_dir, force=force)
         res = read_json(run_dir / "report" / "results.json") or {}
         results.setdefault(label, []).append(res)
@@ -107,6 +114,24 @@ def run_demo(
     atomic_write_bytes(out / "summary.md", summary_markdown(summary, quick).encode())
     _figures(summary, out)
     return summary
+
+
+def share_upstream(main_dir: Path, run_dir: Path, cfg: RunConfig) -> list[str]:
+    """Copy into a study's run directory the main run's complete upstream stages that have
+    the fingerprint ``cfg`` gives them (and that the study has not made yet); returns them."""
+    load_stages()
+    fps = fingerprints(cfg)
+    copied = []
+    for name in SHARED_STAGES:
+        src, dst = main_dir / name, run_dir / name
+        manifest = read_json(src / "manifest.json") or {}
+        if dst.exists() or not manifest.get("complete") or manifest.get("fingerprint") != fps[name]:
+            continue
+        shutil.copytree(src, dst)
+        copied.append(name)
+    if copied:
+        log.info("demo: %s reuses the main run's %s", run_dir.name, ", ".join(copied))
+    return copied
 
 
 def aggregate(results: dict[str, list[dict]]) -> dict:

@@ -52,3 +52,32 @@ def test_aggregate_mean_and_std_over_seeds() -> None:
     assert "**75.0 ± 7.1**" in md  # best of its column in bold
     assert "Figure 3" in md and "single_rm: 60.0 ± 0.0" in md
     assert "Table 4" in md and "FuseMPT: 70.0 ± 0.0" in md
+
+
+def test_studies_reuse_only_the_main_runs_stages_with_their_own_fingerprint(
+    tmp_path: Path,
+) -> None:
+    from profuser.demo import SHARED_STAGES, _config, share_upstream
+    from profuser.io import atomic_write_json, read_json
+    from profuser.pipeline import fingerprints, load_stages
+
+    load_stages()
+    cfg_path = Path(__file__).parents[1] / "configs" / "demo.yaml"
+    main_fps = fingerprints(_config(cfg_path, ["seed=0"], None))
+    main = tmp_path / "seed-0"
+    for name in SHARED_STAGES:
+        atomic_write_json(
+            main / name / "manifest.json", {"fingerprint": main_fps[name], "complete": True}
+        )
+    rule = _config(cfg_path, ["seed=0", "advantage.inference_rule=reference"], None)
+    copied = share_upstream(main, tmp_path / "rule", rule)
+    assert copied == ["data", "generate"]  # the rule picks the answers: scoring on differs
+    assert copied == [n for n in SHARED_STAGES if fingerprints(rule)[n] == main_fps[n]]
+    assert read_json(tmp_path / "rule" / "generate" / "manifest.json")["complete"]
+    # Fewer sources: only the data stage is the same.
+    fewer = _config(cfg_path, ["seed=0", "merges=[]"], ["vicuna-like", "mpt-like"])
+    assert share_upstream(main, tmp_path / "fewer", fewer) == ["data"]
+    # Another seed, or an incomplete main stage: nothing to share.
+    assert share_upstream(main, tmp_path / "other", _config(cfg_path, ["seed=1"], None)) == ["data"]
+    atomic_write_json(main / "data" / "manifest.json", {"fingerprint": main_fps["data"]})
+    assert share_upstream(main, tmp_path / "partial", fewer) == []

@@ -2,15 +2,23 @@
 
 Each variant starts from the target's own weights and ends as a
 `save_pretrained` directory ``train/<variant>/final`` with tokenizer and chat
-template; ``train/<variant>/log.csv`` holds every loss component per step.
+template; ``train/<variant>/log.csv`` holds every loss component per step and
+``train/<variant>/variant.json`` the variant's own key: its phases, the training
+settings and the upstream artifacts it learned from. When the variant list (or the
+merges) change, the stage runs again, but a variant whose key is unchanged is taken
+back from the previous outputs (``.stale/train-*``) instead of being trained again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import shutil
 
 from profuser.errors import UserError
+from profuser.io import atomic_write_json, read_json
 from profuser.models import load_causal_lm, load_tokenizer
 from profuser.pipeline import StageContext, stage
 from profuser.schedules import Phase, resolve_schedule
@@ -85,6 +93,40 @@ def build_examples(ctx: StageContext, tok) -> list[FusionExample]:
     return out
 
 
+# The settings a trained variant depends on, besides its own phases and the upstream data.
+VARIANT_READS = ("train", "seed", "target", "target_path", "advantage.top_k")
+
+
+def variant_key(ctx: StageContext, phases: list[Phase]) -> str:
+    """What one trained variant depends on: its phases, `VARIANT_READS`, and the data and
+    align stages' fingerprints (which chain everything upstream)."""
+    upstream = [
+        (read_json(ctx.run_dir / n / "manifest.json") or {}).get("fingerprint")
+        for n in ("data", "align")
+    ]
+    blob = json.dumps(
+        [
+            ctx.cfg.fingerprint(*VARIANT_READS),
+            [p.model_dump(mode="json") for p in phases],
+            upstream,
+        ],
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def reuse_trained(ctx: StageContext, name: str, key: str) -> bool:
+    """Move back a finished ``name`` trained under ``key`` from earlier outputs of this stage."""
+    for old in sorted((ctx.run_dir / ".stale").glob(f"train-*/{name}")):
+        if (old / "final" / "config.json").is_file() and (
+            read_json(old / "variant.json") or {}
+        ).get("key") == key:
+            shutil.move(str(old), str(ctx.dir / name))
+            log.info("train %s: same phases, settings and data as before; reused %s", name, old)
+            return True
+    return False
+
+
 @stage(
     "train",
     reads=(
@@ -112,7 +154,8 @@ def run(ctx: StageContext) -> dict:
             phase_pool(examples, phase)
     for name, phases in schedules.items():
         out = ctx.dir / name
-        if (out / "final" / "config.json").is_file():
+        key = variant_key(ctx, phases)
+        if (out / "final" / "config.json").is_file() or reuse_trained(ctx, name, key):
             summary["variants"][name] = {"done": True}
             continue
         if any(p.w1 > 0 for p in phases) and n_infer == 0:
@@ -127,6 +170,10 @@ def run(ctx: StageContext) -> dict:
         model = load_causal_lm(tgt.path, cfg.train.dtype, trust_remote_code=tgt.trust_remote_code)
         res = train_fusion(
             model, tok, examples, phases, cfg.train, out, seed=cfg.seed, k=cfg.advantage.top_k
+        )
+        atomic_write_json(
+            out / "variant.json",
+            {"key": key, "phases": [p.model_dump(mode="json") for p in phases]},
         )
         summary["variants"][name] = {
             "steps": res.steps,
