@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from profuser.io import atomic_write_json, read_json
 
 _CODE = ("evaluation.py", "eval_items.py")
+log = logging.getLogger("profuser")
 
 
 def cache_dir() -> Path:
@@ -78,6 +80,11 @@ def load(key: str | None) -> dict | None:
 
 
 def store(key: str | None, record: dict) -> None:
-    """Keep ``record`` under ``key`` (nothing when ``key`` is None)."""
-    if key is not None:
+    """Keep ``record`` under ``key`` (nothing when ``key`` is None). A cache that cannot be
+    written costs a warning, never the record: the run directory holds it either way."""
+    if key is None:
+        return
+    try:
         atomic_write_json(cache_dir() / f"{key}.json", record)
+    except OSError as exc:
+        log.warning("eval cache %s not written (%s); set PROFUSER_EVAL_CACHE", cache_dir(), exc)

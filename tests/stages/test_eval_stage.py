@@ -140,3 +140,15 @@ def test_eval_cache_reuses_records_of_identical_files_only(
     assert calls == ["llama", "mpt", "mpt", "llama", "mpt"]
     _run(_cfg(mini_world, "eval.cache=false"), tmp_path / "e")
     assert calls[5:] == ["llama", "mpt"]
+
+
+def test_an_unwritable_eval_cache_costs_a_warning_not_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from profuser import eval_cache
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("PROFUSER_EVAL_CACHE", str(blocker / "eval"))
+    eval_cache.store("k", {"average": 0.5})
+    assert "eval cache" in caplog.text and eval_cache.load("k") is None
