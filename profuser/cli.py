@@ -25,6 +25,8 @@ def _setup_logging(verbose: bool) -> None:
     )
     for noisy in ("transformers", "datasets", "httpx", "urllib3", "filelock", "lm_eval", "lm-eval"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # accelerate logs four lines per checkpoint; its warnings still show.
+    logging.getLogger("accelerate").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _parse_shard(text: str | None) -> tuple[int, int]:
