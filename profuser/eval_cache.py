@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from profuser.io import atomic_write_json, read_json
+from profuser.io import atomic_write_json, cache_root, read_json
 
 _CODE = ("evaluation.py", "eval_items.py")
 log = logging.getLogger("profuser")
@@ -32,8 +32,7 @@ def cache_dir() -> Path:
     """``$PROFUSER_EVAL_CACHE``, else ``$PROFUSER_CACHE/eval``, else ``~/.cache/profuser/eval``."""
     if os.environ.get("PROFUSER_EVAL_CACHE"):
         return Path(os.environ["PROFUSER_EVAL_CACHE"])
-    root = os.environ.get("PROFUSER_CACHE") or Path.home() / ".cache" / "profuser"
-    return Path(root) / "eval"
+    return cache_root() / "eval"
 
 
 def _digest_files(h: Any, root: Path, files: list[Path]) -> None:

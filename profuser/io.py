@@ -36,3 +36,8 @@ def read_json(path: Path | str, default: Any = None) -> Any:
     if not path.is_file():
         return default
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def cache_root() -> Path:
+    """profuser's cache folder on this machine: ``$PROFUSER_CACHE``, else ``~/.cache/profuser``."""
+    return Path(os.environ.get("PROFUSER_CACHE") or Path.home() / ".cache" / "profuser")

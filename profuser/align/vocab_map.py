@@ -43,6 +43,7 @@ import numpy as np
 
 from profuser.align.chars import CTX_GLUED, CTX_OTHER, CTX_SPACE, N_CONTEXTS
 from profuser.align.surface import TokenTable, build_token_table
+from profuser.io import cache_root
 
 MAP_VERSION = 1  # bump when the rules above change: old cache entries stop matching
 
@@ -181,8 +182,7 @@ def pair_key(source: Any, target: Any) -> str:
 
 def default_cache_dir() -> Path:
     """``$PROFUSER_CACHE/vocab_maps``, else ``~/.cache/profuser/vocab_maps``."""
-    root = os.environ.get("PROFUSER_CACHE") or Path.home() / ".cache" / "profuser"
-    return Path(root) / "vocab_maps"
+    return cache_root() / "vocab_maps"
 
 
 def build_vocab_map(

@@ -39,12 +39,12 @@ import shutil
 import statistics
 import time
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from profuser.align import TokenAligner, build_vocab_map
 from profuser.align.dtw import dtw_align, edit_distance
 from profuser.bench.registry import register
+from profuser.io import cache_root
 
 KINDS = ("byte_bpe", "metaspace_bpe", "wordpiece")
 SOURCE, TARGET = "byte_bpe", "metaspace_bpe"  # mpt-like source -> llama-like target
@@ -83,10 +83,6 @@ def _pseudo_words(n_lines: int, seed: int = 0) -> list[str]:
     return lines
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("PROFUSER_CACHE") or Path.home() / ".cache" / "profuser")
-
-
 def trained_tokenizers(vocab_size: int, pseudo_lines: int | None = None) -> dict[str, Any]:
     """The three tokenizer kinds at ``vocab_size``, trained once and cached on disk."""
     from transformers import AutoTokenizer
@@ -95,7 +91,7 @@ def trained_tokenizers(vocab_size: int, pseudo_lines: int | None = None) -> dict
 
     pseudo_lines = pseudo_lines if pseudo_lines is not None else max(50, vocab_size // 10)
     spec = json.dumps([CORPUS_VERSION, vocab_size, pseudo_lines, KINDS])
-    folder = _cache_root() / "bench_align" / hashlib.sha256(spec.encode()).hexdigest()[:12]
+    folder = cache_root() / "bench_align" / hashlib.sha256(spec.encode()).hexdigest()[:12]
     if not all((folder / k / "tokenizer.json").is_file() for k in KINDS):
         natural = [prose()] * 20 + world_text(1500).split("\n\n")
         for kind in KINDS:
