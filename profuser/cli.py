@@ -60,12 +60,11 @@ def _run(
     force: bool,
     shard: str | None,
 ) -> Path:
-    from profuser.config import load_config
+    from profuser.config import load_config, resolve_paths
     from profuser.pipeline import run_pipeline
-    from profuser.world.resolve import materialize_world
 
     cfg = load_config(cfg_path, overrides)
-    cfg, _ = materialize_world(cfg)
+    cfg, _ = resolve_paths(cfg)
     run_dir = Path(out or cfg.output_dir)
     run_pipeline(cfg, run_dir, only=stage, force=force, shard=_parse_shard(shard))
     return run_dir
@@ -113,8 +112,8 @@ def _kv(items: list[str]):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from profuser.config import load_config
-    from profuser.demo import run_demo
-    from profuser.report_text import print_run_summary
+    from profuser.demo.runs import run_demo
+    from profuser.pipeline import print_run_summary
     from profuser.world.resolve import materialize_world
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -203,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
+        import profuser.world  # noqa: F401  (plugs the tiny world in: world: paths, verifier, tasks)
+
         return args.fn(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -18,7 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from profuser.errors import ConfigError
-from profuser.schedules import SCHEDULES, Phase
+from profuser.paths import PATH_SCHEMES, split_scheme
+from profuser.train.schedules import SCHEDULES, Phase
 
 
 class _Strict(BaseModel):
@@ -34,7 +35,7 @@ class SourceConfig(_Strict):
     name: str
     path: str
     chat_template: str | None = (
-        None  # a name from profuser.chat_templates, used if the tokenizer has none
+        None  # a name from profuser.models.chat_templates, used if the tokenizer has none
     )
     dtype: Dtype = "auto"  # auto: bf16 on GPU, fp32 on CPU
     trust_remote_code: bool = False
@@ -133,7 +134,7 @@ class TrainConfig(_Strict):
     gradient_checkpointing: bool = False
     dtype: Dtype = "auto"
     # Attention by its reproducible (math) kernel, so a seed gives the same weights; costs the
-    # attention matrix's memory, as eager attention does (profuser.training.determinism).
+    # attention matrix's memory, as eager attention does (profuser.train.determinism).
     deterministic: bool = False
     # Every phase's epochs of every schedule times this: the paper's appendix-A schedule sees
     # 100k rows; a small fusion set needs more passes for the same learning (README, results).
@@ -150,7 +151,7 @@ class EvalConfig(_Strict):
     # tokenizing; True tokenizes the answer alone, as the model generates it after its prompt.
     split_continuation: bool = False
     # Reuse a model's record when the same files were evaluated the same way before
-    # (`profuser.eval_cache`; the studies of a demo all evaluate the same sources).
+    # (`profuser.evaluate.cache`; the studies of a demo all evaluate the same sources).
     cache: bool = True
 
 
@@ -182,18 +183,38 @@ class RunConfig(_Strict):
     train: TrainConfig = TrainConfig()
     merges: list[MergeConfig] = Field(default_factory=list)
     eval: EvalConfig = EvalConfig()
-    world: dict[str, int | float] = Field(default_factory=dict)  # tiny-world options (demo)
+    # options of registered path schemes, by scheme (written in YAML as a top-level section
+    # of the scheme's name, e.g. `world: {seed: 0}`; see profuser.paths)
+    path_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
-    @field_validator("world")
+    @model_validator(mode="before")
     @classmethod
-    def _world_options(cls, v: dict) -> dict:
-        from profuser.world.resolve import world_spec_from
-
-        try:
-            world_spec_from(v)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
-        return v
+    def _scheme_sections(cls, tree: Any) -> Any:
+        """Move each registered path scheme's section (``world: {...}``) under path_options
+        and check its options, so a bad one is named before any work starts."""
+        if not isinstance(tree, dict):
+            return tree
+        tree = dict(tree)
+        options = dict(tree.get("path_options") or {})
+        for name in PATH_SCHEMES:
+            if name in tree:
+                options[name] = tree.pop(name) or {}
+        for name, opts in options.items():
+            scheme = PATH_SCHEMES.get(name)
+            if scheme is None:
+                raise ValueError(
+                    f"`path_options.{name}`: no path scheme {name!r} is registered "
+                    f"(registered: {', '.join(sorted(PATH_SCHEMES)) or 'none'})"
+                )
+            if not isinstance(opts, dict):
+                raise ValueError(f"`{name}` must be a mapping of options, got {opts!r}")
+            try:
+                scheme.check(opts)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        if options:
+            tree["path_options"] = options
+        return tree
 
     @field_validator("schedule")
     @classmethod
@@ -351,3 +372,28 @@ def load_config(
         return RunConfig.model_validate(tree)
     except ValidationError as err:
         raise ConfigError(_format_error(err, origin)) from None
+
+
+def model_paths(cfg: RunConfig) -> list[tuple[object, str]]:
+    """(owner, attribute) of every path field in ``cfg``: sources, reward models, dataset, target."""
+    out: list[tuple[object, str]] = [(s, "path") for s in cfg.sources]
+    out += [(r, "path") for r in cfg.reward_models]
+    return out + [(cfg.dataset, "path"), (cfg, "target_path")]
+
+
+def resolve_paths(cfg: RunConfig) -> tuple[RunConfig, dict[str, Path]]:
+    """``cfg`` with every ``scheme:rel`` path replaced by ``<scheme's root>/rel`` (each used
+    scheme materialized once), and the roots by scheme name. A config with no scheme paths
+    comes back as it is."""
+    used = {
+        hit[0] for owner, attr in model_paths(cfg) if (hit := split_scheme(getattr(owner, attr)))
+    }
+    if not used:
+        return cfg, {}
+    roots = {n: PATH_SCHEMES[n].materialize(cfg.path_options.get(n, {})) for n in sorted(used)}
+    cfg = cfg.model_copy(deep=True)
+    for owner, attr in model_paths(cfg):
+        hit = split_scheme(getattr(owner, attr))
+        if hit:
+            setattr(owner, attr, str(roots[hit[0]] / hit[1]))
+    return cfg, roots

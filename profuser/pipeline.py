@@ -213,3 +213,17 @@ def run_stage(
 
 
 __all__ = ["STAGE_ORDER", "STAGES", "Stage", "StageContext", "stage", "run_pipeline"]
+
+
+def print_run_summary(run_dir: Path) -> None:
+    """One line per stage: done/incomplete/not run, its time and summary figures."""
+    print(f"\nStages in {run_dir}:")
+    for name in STAGE_ORDER:
+        m = read_json(Path(run_dir) / name / "manifest.json")
+        if m is None:
+            print(f"  {name:<9} not run")
+            continue
+        state = "done" if m.get("complete") else "incomplete"
+        summ = m.get("summary") or {}
+        brief = ", ".join(f"{k}={v}" for k, v in summ.items() if not isinstance(v, dict | list))
+        print(f"  {name:<9} {state:<10} {m.get('seconds', '-')!s:>7}s  {brief}")

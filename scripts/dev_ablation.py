@@ -26,10 +26,10 @@ from pathlib import Path
 from profuser.config import load_config
 from profuser.io import atomic_write_json, read_json
 from profuser.pipeline import run_pipeline
+from profuser.report.stats import bootstrap
+from profuser.report.transfer import transfer_table
 from profuser.stages.common import target_source
 from profuser.stages.eval import ModelEntry, evaluate_entry, expected_variants
-from profuser.stats import bootstrap
-from profuser.transfer import transfer_table
 from profuser.world.resolve import materialize_world
 
 DEV = ["eval.tasks=[worlddev_mc, worlddev_gen]", "variants=[]", "merges=[]"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Generate the tiny world's lm-evaluation-harness tasks (data + per-skill YAML).
 
-Run once; the output is committed under ``profuser/tasks/world/``::
+Run once; the output is committed under ``profuser/world/tasks/``::
 
     python scripts/make_world_tasks.py            # rewrite the shipped files
     python scripts/make_world_tasks.py --check    # exit 1 if they differ from a fresh build
@@ -38,7 +38,7 @@ PER_SKILL = {"eval": 100, "dev": 60}
 GROUP_PREFIX = {"eval": "world", "dev": "worlddev"}
 N_CHOICES = 4
 DATA_FILE = "data/items.jsonl"
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "profuser" / "tasks" / "world"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "profuser" / "world" / "tasks"
 
 
 def _numbers(ex: WorldExample) -> list[int]:

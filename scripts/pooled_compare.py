@@ -2,7 +2,7 @@
 """Paired differences between models of the same runs, pooled over seeds, with 95% intervals.
 
 Each run directory is one training seed of one config; a pair (A, B) is compared item by
-item within each run and the difference averaged over the runs (`profuser.stats.bootstrap`)::
+item within each run and the difference averaged over the runs (`profuser.report.stats.bootstrap`)::
 
     python scripts/pooled_compare.py runs/demo/seed-0 runs/demo/seed-1 runs/demo/seed-2 \\
         --pair variant-profuser:variant-csft --pair variant-profuser:variant-simulfuse
@@ -18,8 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from profuser.eval_items import load_eval_records
-from profuser.stats import bootstrap, verdict
+from profuser.evaluate.items import load_eval_records
+from profuser.report.stats import bootstrap, verdict
 
 
 def _key(record: dict) -> str:

@@ -11,6 +11,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+import profuser.world  # noqa: E402, F401  (the tiny world plugs in: world: paths, verifier, tasks)
+
 
 @pytest.fixture(scope="session")
 def world_dir() -> Path:

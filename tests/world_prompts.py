@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from profuser.chat import end_of_turn_ids, render_prompt
-from profuser.generation import example_seed
-from profuser.models import load_tokenizer, usable_vocab
+from profuser.generate.engine import example_seed
+from profuser.models.chat import end_of_turn_ids, render_prompt
+from profuser.models.loading import load_tokenizer, usable_vocab
 from profuser.world.check import read_jsonl
 
 

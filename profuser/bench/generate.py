@@ -1,6 +1,6 @@
 """`profuser bench generate`: batched sampling against one prompt at a time, and RM scoring.
 
-Both sides run the same :func:`profuser.generation.generate` on the same
+Both sides run the same :func:`profuser.generate.engine.generate` on the same
 prompts and seeds with the demo's sampling settings (``configs/demo.yaml``):
 one demo shard of prompts, in the demo's batch size, against ``batch_size=1``.
 Rounds alternate between the two, and the ratio is taken of the medians, since
@@ -13,9 +13,9 @@ import statistics
 import time
 
 from profuser.bench.registry import register
-from profuser.chat import end_of_turn_ids, render_prompt
-from profuser.generation import Generation, example_seed, generate
-from profuser.models import usable_vocab
+from profuser.generate.engine import Generation, example_seed, generate
+from profuser.models.chat import end_of_turn_ids, render_prompt
+from profuser.models.loading import usable_vocab
 from profuser.stages.common import open_source
 from profuser.world.check import read_jsonl
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 
 from profuser.bench.registry import register
-from profuser.chat import encode_turn
-from profuser.models import load_causal_lm, load_tokenizer, usable_vocab
-from profuser.storage import DistributionReader, DistributionWriter, padded_baseline_bytes
-from profuser.teacher import ForcedItem, length_batches, teacher_force
+from profuser.models.chat import encode_turn
+from profuser.models.loading import load_causal_lm, load_tokenizer, usable_vocab
+from profuser.teacher.forcing import ForcedItem, length_batches, teacher_force
+from profuser.teacher.storage import DistributionReader, DistributionWriter, padded_baseline_bytes
 from profuser.world.check import read_jsonl
 
 

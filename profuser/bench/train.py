@@ -3,7 +3,7 @@
 One small randomly initialised Llama, one batch, three kinds of step (forward + loss + backward):
 
 * ``sft``: token cross-entropy on the labels (what continual SFT pays);
-* ``sparse``: :func:`profuser.losses.fusion_loss` with both modes and both sparse KLs at top-k;
+* ``sparse``: :func:`profuser.train.losses.fusion_loss` with both modes and both sparse KLs at top-k;
 * ``dense``: the same objective with a dense ``[B, L, V]`` teacher probability tensor built
   from the same top-k, as FuseLLM's collator does (the baseline DESIGN.md section 3 rejects).
 
@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from profuser.bench.registry import register
-from profuser.losses import IGNORE_INDEX, ModeBatch, ModeTargets, PhaseWeights, fusion_loss
+from profuser.train.losses import IGNORE_INDEX, ModeBatch, ModeTargets, PhaseWeights, fusion_loss
 
 VARIANTS = ("sft", "sparse", "dense")
 # ProFuser's co-fusion phase (appendix A): both modes and both KLs are live

@@ -8,10 +8,9 @@ references) -> [N]`` floats, NaN for rows that failed) and is loaded from a
 from profuser.reward.base import RewardModel
 from profuser.reward.custom_code import CustomCodeRewardModel
 from profuser.reward.reference import LexicalScorer, ReferenceRewardModel
-from profuser.reward.registry import REWARD_KINDS, load_reward_model
+from profuser.reward.registry import REWARD_KINDS, load_reward_model, register_reward_kind
 from profuser.reward.seq_cls import SeqClsRewardModel
 from profuser.reward.value_head import ValueHeadRewardModel
-from profuser.reward.verifier import VerifierRewardModel
 
 __all__ = [
     "REWARD_KINDS",
@@ -21,6 +20,6 @@ __all__ = [
     "RewardModel",
     "SeqClsRewardModel",
     "ValueHeadRewardModel",
-    "VerifierRewardModel",
     "load_reward_model",
+    "register_reward_kind",
 ]

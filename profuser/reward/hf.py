@@ -22,9 +22,9 @@ import torch
 from jinja2 import TemplateError
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from profuser.chat import messages_for
-from profuser.chat_templates import get_chat_template
 from profuser.errors import UserError
+from profuser.models.chat import messages_for
+from profuser.models.chat_templates import get_chat_template
 from profuser.reward.base import FailureCounter, Prompt, check_rows
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,11 @@ kind            what it loads
                 (Eurus-RM-7b)
 ``value_head``  ``AutoModel`` body + ``v_head`` from a state dict
                 (Starling-RM-7B-alpha)
-``verifier``    the tiny world's programmatic answer checker
 ``reference``   0.25 BLEU + 0.25 ROUGE-L + 0.5 BERTScore against the GT
 ==============  ==========================================================
+
+A plugin adds its own kinds with :func:`register_reward_kind` (the tiny world adds
+``verifier``, its programmatic answer checker).
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from profuser.reward.hf import default_device
 from profuser.reward.reference import load_reference
 from profuser.reward.seq_cls import load_seq_cls
 from profuser.reward.value_head import load_value_head
-from profuser.reward.verifier import load_verifier
 
 Loader = Callable[..., RewardModel]  # (cfg, device, batch_size=...) -> RewardModel
 
@@ -36,9 +37,21 @@ REWARD_KINDS: dict[str, Loader] = {
     "seq_cls": load_seq_cls,
     "custom_code": load_custom_code,
     "value_head": load_value_head,
-    "verifier": load_verifier,
     "reference": load_reference,
 }
+
+
+# Kinds whose score is a verdict (1.0 right, 0.0 wrong) rather than a preference: reports
+# count their answers right above 0.5 instead of at the row's highest score.
+BINARY_KINDS: set[str] = set()
+
+
+def register_reward_kind(kind: str, loader: Loader, binary: bool = False) -> None:
+    """Make ``kind`` a reward-model kind configs may name, loaded by ``loader``
+    (``binary``: its scores are verdicts, see :data:`BINARY_KINDS`)."""
+    REWARD_KINDS[kind] = loader
+    if binary:
+        BINARY_KINDS.add(kind)
 
 
 def load_reward_model(

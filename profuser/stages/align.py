@@ -15,12 +15,12 @@ import logging
 import numpy as np
 
 from profuser.align import TokenAligner
-from profuser.chat import encode_turn
-from profuser.models import load_tokenizer
+from profuser.io.shards import read_rows_file
+from profuser.models.chat import encode_turn
+from profuser.models.loading import load_tokenizer
 from profuser.pipeline import StageContext, stage
-from profuser.shards import read_rows_file
 from profuser.stages.common import StoreView, read_data, target_source
-from profuser.storage import DistributionReader, DistributionWriter
+from profuser.teacher.storage import DistributionReader, DistributionWriter
 
 log = logging.getLogger("profuser")
 

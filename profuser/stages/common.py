@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from profuser.config import RunConfig, SourceConfig
-from profuser.models import load_causal_lm, load_tokenizer
-from profuser.shards import read_rows_file
+from profuser.io.shards import read_rows_file
+from profuser.models.loading import load_causal_lm, load_tokenizer
 
 
 def read_data(run_dir: Path) -> list[dict]:
@@ -54,7 +54,7 @@ class StoreView:
     """One distribution store, or the parts that several processes wrote, read as one."""
 
     def __init__(self, base: Path):
-        from profuser.storage import DistributionReader
+        from profuser.teacher.storage import DistributionReader
 
         if (base / "manifest.json").is_file():
             self.readers = [DistributionReader(base)]

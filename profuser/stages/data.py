@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from profuser.data import load_instructions
+from profuser.io.shards import write_rows
 from profuser.pipeline import StageContext, stage
-from profuser.shards import write_rows
 
 log = logging.getLogger("profuser")
 

@@ -17,7 +17,7 @@ changes; while an expected variant is missing the stage stays incomplete
 date.
 
 A model whose files were evaluated the same way before takes its record from the eval
-cache (`profuser.eval_cache`, ``eval.cache``) instead of running lm-eval again.
+cache (`profuser.evaluate.cache`, ``eval.cache``) instead of running lm-eval again.
 
 Outputs: one file per model ``eval/models/<kind>-<name>.json`` (written
 atomically; a re-run skips models already evaluated) with every metric, the
@@ -39,12 +39,12 @@ from pathlib import Path
 
 import torch
 
-from profuser import eval_cache
+import profuser.evaluate.cache as eval_cache
 from profuser.config import RunConfig
 from profuser.errors import UserError
-from profuser.evaluation import evaluate_model
+from profuser.evaluate.harness import evaluate_model
 from profuser.io import atomic_write_json, read_json
-from profuser.models import load_causal_lm, load_tokenizer
+from profuser.models.loading import load_causal_lm, load_tokenizer
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import target_source
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 
-from profuser.chat import end_of_turn_ids, render_prompt
-from profuser.generation import Generation, example_seed, generate
-from profuser.models import load_tokenizer, usable_vocab
+from profuser.generate.engine import Generation, example_seed, generate
+from profuser.io.shards import read_rows, run_shards
+from profuser.models.chat import end_of_turn_ids, render_prompt
+from profuser.models.loading import load_tokenizer, usable_vocab
 from profuser.pipeline import StageContext, stage
-from profuser.shards import read_rows, run_shards
 from profuser.stages.common import open_source, read_data
 
 log = logging.getLogger("profuser")
@@ -38,7 +38,7 @@ def _answer_fn(cfg, src):
     """A function from a chunk of data rows to answer rows, for one source."""
     sampling = cfg.advantage.sampling
     if sampling.backend == "vllm":
-        from profuser.generation_vllm import generate_vllm
+        from profuser.generate.vllm_engine import generate_vllm
 
         tok = load_tokenizer(src.path, src.chat_template, src.trust_remote_code)
         backend = {"dtype": src.dtype, "trust_remote_code": src.trust_remote_code}

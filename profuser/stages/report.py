@@ -3,26 +3,33 @@
 Besides the paper's tables, results.json holds ``transfer`` (per task and skill:
 each model's score with its 95% interval, who leads, each variant's takeover or
 retained, per-variant medians, the oracle gap closed and the selection accuracy;
-see `profuser.transfer`, `profuser.selection_accuracy`) and ``intervals`` (each
-model's average and the claims' paired differences; see `profuser.report_intervals`).
+see `profuser.report.transfer`, `profuser.report.selection_accuracy`) and ``intervals`` (each
+model's average and the claims' paired differences; see `profuser.report.intervals`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-from profuser.eval_items import load_eval_records
+from profuser.evaluate.items import load_eval_records
 from profuser.io import atomic_write_bytes, atomic_write_json, read_json
+from profuser.io.shards import read_rows, read_rows_file
 from profuser.pipeline import StageContext, stage
-from profuser.report_intervals import intervals_section
-from profuser.reporting import claims, table1, table2, table3, with_average
-from profuser.selection_accuracy import load_selection_accuracy
-from profuser.shards import read_rows
+from profuser.report.intervals import intervals_section
+from profuser.report.selection_accuracy import (
+    RULES,
+    VERIFIER_THRESHOLD,
+    judge_of,
+    right_answers,
+    selection_accuracy,
+)
+from profuser.report.system_messages import table5_row
+from profuser.report.tables import claims, table1, table2, table3, with_average
+from profuser.report.transfer import transfer_table
+from profuser.report.transfer_text import transfer_markdown
 from profuser.stages.common import read_data
-from profuser.transfer import transfer_table
-from profuser.transfer_text import transfer_markdown
-from profuser.world.system_messages import table5_row
 
 
 def _summary(run_dir: Path, name: str) -> dict:
@@ -56,13 +63,33 @@ def answer_lengths(run_dir: Path, sources: list[str], top: int = 5) -> dict[str,
     return out
 
 
+def load_selection_accuracy(run_dir: Path, cfg: Any) -> dict[str, Any] | None:
+    """Selection accuracy of a run directory; None where the score stage's files are missing."""
+    judge = judge_of(cfg)
+    scores_path = run_dir / "score" / "scores.parquet"
+    if judge is None or not scores_path.is_file() or not (run_dir / "data").is_dir():
+        return None
+    name, verifier = judge
+    right = right_answers(read_rows_file(scores_path), name, verifier)
+    winners = {
+        rule: {r["id"]: r["winner"] for r in read_rows_file(run_dir / path)}
+        for rule, path in RULES.items()
+        if (run_dir / path).is_file()
+    }
+    return {
+        "judge": name,
+        "right_means": f"score > {VERIFIER_THRESHOLD}" if verifier else "highest score of the row",
+        "skills": selection_accuracy(read_data(run_dir), winners, right),
+    }
+
+
 @stage(
     "report",
     reads=("target", "seed", "reward_models"),
     upstream=("data", "teacher", "score", "train", "eval"),
 )
 def run(ctx: StageContext) -> dict:
-    from profuser import figures
+    import profuser.report.figures as figures
 
     cfg = ctx.cfg
     evaluated = load_eval_records(ctx.run_dir)

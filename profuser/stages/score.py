@@ -16,9 +16,9 @@ import numpy as np
 
 from profuser.advantage.selection import get_inference_rule, win_share
 from profuser.errors import UserError
+from profuser.io.shards import read_rows, run_shards, write_rows
 from profuser.pipeline import StageContext, stage
 from profuser.reward import load_reward_model
-from profuser.shards import read_rows, run_shards, write_rows
 from profuser.stages.common import read_data
 
 log = logging.getLogger("profuser")

@@ -7,7 +7,7 @@ each source is also teacher-forced on the answers it generated and won with,
 since the chosen answer's distribution comes from the source that wrote it.
 
 Layout: ``teacher/<source>/gt`` and ``teacher/<source>/own`` are distribution
-stores (see `profuser.storage`) with ``ce`` and ``n_tokens`` columns;
+stores (see `profuser.teacher.storage`) with ``ce`` and ``n_tokens`` columns;
 ``teacher/selection.parquet`` holds every source's CE per example and the
 training-mode winner.
 """
@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from profuser.advantage.selection import get_training_rule, win_share
-from profuser.chat import encode_turn
-from profuser.models import usable_vocab
+from profuser.io.shards import read_rows_file, write_rows
+from profuser.models.chat import encode_turn
+from profuser.models.loading import usable_vocab
 from profuser.pipeline import StageContext, stage
-from profuser.shards import read_rows_file, write_rows
 from profuser.stages.common import StoreView, open_source, part_dir, parts_complete, read_data
-from profuser.storage import DistributionWriter
-from profuser.teacher import ForcedItem, teacher_force
+from profuser.teacher.forcing import ForcedItem, teacher_force
+from profuser.teacher.storage import DistributionWriter
 
 log = logging.getLogger("profuser")
 

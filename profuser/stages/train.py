@@ -19,15 +19,15 @@ import shutil
 
 from profuser.errors import UserError
 from profuser.io import atomic_write_json, read_json
-from profuser.models import load_causal_lm, load_tokenizer
+from profuser.io.shards import read_rows_file
+from profuser.models.loading import load_causal_lm, load_tokenizer
 from profuser.pipeline import StageContext, stage
-from profuser.schedules import Phase, resolve_schedule
-from profuser.shards import read_rows_file
 from profuser.stages.common import read_data, target_source
-from profuser.storage import DistributionReader
-from profuser.training.examples import FusionExample, make_sequence
-from profuser.training.loop import train_fusion
-from profuser.training.order import phase_pool
+from profuser.teacher.storage import DistributionReader
+from profuser.train.examples import FusionExample, make_sequence
+from profuser.train.loop import train_fusion
+from profuser.train.order import phase_pool
+from profuser.train.schedules import Phase, resolve_schedule
 
 log = logging.getLogger("profuser")
 
@@ -187,7 +187,7 @@ def run(ctx: StageContext) -> dict:
 
 def run_merges(ctx: StageContext) -> list[str]:
     """The weight-merging baselines (paper, Table 3), each into ``train/merges/<name>``."""
-    from profuser.merging import merge_models
+    from profuser.evaluate.merging import merge_models
 
     paths = {s.name: s.path for s in ctx.cfg.sources}
     done = []

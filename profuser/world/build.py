@@ -29,9 +29,9 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from profuser.chat import encode_turn
-from profuser.chat_templates import get_chat_template
-from profuser.training.determinism import reproducible_attention
+from profuser.models.chat import encode_turn
+from profuser.models.chat_templates import get_chat_template
+from profuser.train.determinism import reproducible_attention
 from profuser.world.reward import train_world_reward_model
 from profuser.world.skills import SKILLS, WorldExample, generate_examples, split_world
 from profuser.world.tokenizers import build_tokenizer

@@ -6,10 +6,10 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from profuser.chat import end_of_turn_ids, render_prompt
-from profuser.generation import generate
-from profuser.models import load_causal_lm, load_tokenizer, usable_vocab
-from profuser.world.skills import is_correct
+from profuser.generate.engine import generate
+from profuser.models.chat import end_of_turn_ids, render_prompt
+from profuser.models.loading import load_causal_lm, load_tokenizer, usable_vocab
+from profuser.world.answers import is_correct
 
 
 def read_jsonl(path: Path) -> list[dict]:

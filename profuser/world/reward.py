@@ -45,8 +45,9 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from profuser.chat import messages_for
-from profuser.world.skills import WorldExample, generate_examples, normalize_answer
+from profuser.models.chat import messages_for
+from profuser.world.answers import normalize_answer
+from profuser.world.skills import WorldExample, generate_examples
 from profuser.world.tokenizers import build_tokenizer
 
 # chatml without the system turn.

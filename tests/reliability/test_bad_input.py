@@ -88,7 +88,7 @@ def test_stage_out_of_order(tmp_path: Path, mini_world: Path, capsys) -> None:
 def test_disk_full_mid_stage_keeps_what_was_done(
     tmp_path: Path, mini_world: Path, capsys, monkeypatch
 ) -> None:
-    import profuser.shards as shards
+    import profuser.io.shards as shards
 
     cfg = _config(mini_world, tmp_path)
     _edit(cfg, lambda t: t["advantage"].update(shard_size=10))
@@ -116,7 +116,7 @@ def test_disk_full_mid_stage_keeps_what_was_done(
 def test_row_with_every_answer_empty_falls_back_to_training_mode(
     tmp_path: Path, mini_world: Path
 ) -> None:
-    from profuser.shards import read_rows, read_rows_file, write_rows
+    from profuser.io.shards import read_rows, read_rows_file, write_rows
 
     cfg = _config(mini_world, tmp_path)
     out = tmp_path / "r"

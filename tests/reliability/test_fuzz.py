@@ -6,11 +6,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from profuser.chat import encode_turn, split_turn
 from profuser.config import DatasetConfig
 from profuser.data import load_instructions
 from profuser.errors import UserError
-from profuser.models import load_tokenizer
+from profuser.models.chat import encode_turn, split_turn
+from profuser.models.loading import load_tokenizer
 
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=60)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from profuser.chat_templates import get_chat_template
+from profuser.models.chat_templates import get_chat_template
 from profuser.world.tokenizers import build_tokenizer
 
 POISON = "<poison>"  # an answer holding this token is made to fail in the NaN tests

@@ -12,8 +12,9 @@ from transformers import AutoModelForSequenceClassification
 
 from profuser.config import RewardModelConfig
 from profuser.reward import SeqClsRewardModel, load_reward_model
+from profuser.world.answers import is_correct
 from profuser.world.reward import heldout_pairs, make_pairs, train_world_reward_model
-from profuser.world.skills import generate_examples, is_correct
+from profuser.world.skills import generate_examples
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import yaml
 
 from profuser.cli import main
 from profuser.io import read_json
+from profuser.io.shards import read_rows_file
 from profuser.pipeline import STAGE_ORDER
-from profuser.shards import read_rows_file
 
 
 def _config(world: Path, tmp: Path, **extra) -> Path:

@@ -145,7 +145,7 @@ def test_eval_cache_reuses_records_of_identical_files_only(
 def test_an_unwritable_eval_cache_costs_a_warning_not_the_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from profuser import eval_cache
+    import profuser.evaluate.cache as eval_cache
 
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -6,10 +6,10 @@ import datasets
 import pytest
 
 from profuser.config import load_config
-from profuser.demo import _figures, aggregate
+from profuser.demo.runs import _figures, aggregate
 from profuser.io import atomic_write_json, read_json
+from profuser.io.shards import write_rows
 from profuser.pipeline import StageContext, load_stages
-from profuser.shards import write_rows
 from profuser.world.system_messages import ORCA_SYSTEM_MESSAGES
 
 SOURCES = ["t", "a", "b"]
@@ -199,7 +199,7 @@ def test_report_with_item_scores_has_intervals_transfer_and_verdicts(tmp_path: P
 
 
 def test_table2_groups_the_world_skills_of_benchmark_and_dev_alike() -> None:
-    from profuser.reporting import grouped
+    from profuser.report.tables import grouped
 
     def model(group: str) -> dict:
         per_skill = {

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from profuser.cli import main
 from profuser.io import read_json
-from profuser.shards import read_rows_file
+from profuser.io.shards import read_rows_file
 from profuser.stages.common import StoreView
 from tests.stages.test_end_to_end import _config
 

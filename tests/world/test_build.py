@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from profuser.chat import encode_turn, end_of_turn_ids
+from profuser.models.chat import encode_turn, end_of_turn_ids
 from profuser.world.build import DEFAULT_SOURCES, WorldSpec, build_world
 from profuser.world.skills import SKILLS
 

@@ -3,7 +3,8 @@ from collections import Counter
 
 import pytest
 
-from profuser.evaluation import WORLD_TASKS_DIR
+from profuser.world import WORLD_TASKS_DIR
+from profuser.world.answers import extract_answer, is_correct
 from profuser.world.build import DEFAULT_SOURCES, WorldSpec, source_examples, world_corpus
 from profuser.world.reward import N_TRAIN_EXAMPLES
 from profuser.world.skills import (
@@ -12,9 +13,7 @@ from profuser.world.skills import (
     PARTITIONS,
     SKILL_TABLE,
     SKILLS,
-    extract_answer,
     generate_examples,
-    is_correct,
     partition_of,
     partition_questions,
     phrasings_of,

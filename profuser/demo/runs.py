@@ -1,0 +1,272 @@
+"""The tiny-world demo: the pipeline over several seeds and studies, then mean ± std tables.
+
+``--quick``: sources, CSFT and ProFuser, one seed. Full: every schedule
+variant and the merges over three seeds, plus the inference-mode selection-rule
+study (Figure 3) and the number-of-sources study (Table 4 / Figure 4). Every run
+is an ordinary run directory, so an interrupted demo resumes where it stopped.
+
+The summary also carries each study's per-skill transfer over seeds (``transfer``,
+see `profuser.demo.summary`) and, for the main runs, intervals pooled over seeds
+of ProFuser − target and ProFuser − best single source (``main.pooled_intervals``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from profuser.config import RunConfig, load_config
+from profuser.demo.summary import (
+    aggregate_transfer,
+    mean_std,
+    pooled_intervals,
+    transfer_summary_markdown,
+)
+from profuser.evaluate.items import load_eval_records
+from profuser.io import atomic_write_bytes, atomic_write_json, read_json
+from profuser.pipeline import fingerprints, load_stages, run_pipeline
+from profuser.world.resolve import materialize_world
+
+log = logging.getLogger("profuser")
+
+QUICK = ["variants=[csft]", "merges=[]"]
+RULE_STUDY = ("single_rm", "reference")  # compared with the main runs' rm_vote
+# Stages a study run may take from its seed's main run, where the study's config gives them
+# the same fingerprint: the selection-rule study reuses the main run's answers and teacher
+# outputs instead of computing them again.
+SHARED_STAGES = ("data", "generate", "score", "teacher", "align")
+SOURCE_STUDY = {
+    "FuseMPT": ["vicuna-like", "mpt-like"],
+    "FuseLlama": ["vicuna-like", "llama-chat-like"],
+}
+
+
+@dataclass
+class DemoPlan:
+    """Which runs the demo makes: (label, run directory, overrides)."""
+
+    runs: list[tuple[str, Path, list[str], list[str] | None]] = field(default_factory=list)
+
+
+def plan(out: Path, quick: bool, seeds: list[int], extra: list[str]) -> DemoPlan:
+    """The runs of a quick or full demo, in order."""
+    p = DemoPlan()
+    base = [*(QUICK if quick else []), *extra]
+    single = ["variants=[]", "merges=[]"]  # studies train ProFuser alone
+    # Every seed's main run first: the table of every schedule is what a user waits for;
+    # the studies follow, each seed's reusing its main run's upstream stages.
+    for s in seeds:
+        p.runs.append(("main", out / f"seed-{s}", [*base, f"seed={s}"], None))
+    for s in [] if quick else seeds:
+        for rule in RULE_STUDY:
+            overrides = [*base, f"seed={s}", f"advantage.inference_rule={rule}", *single]
+            p.runs.append((f"rule:{rule}", out / f"rule-{rule}-seed-{s}", overrides, None))
+        for label, keep in SOURCE_STUDY.items():
+            overrides = [*base, f"seed={s}", *single]
+            p.runs.append((f"sources:{label}", out / f"sources-{label}-seed-{s}", overrides, keep))
+    return p
+
+
+def _config(cfg_path: Path, overrides: list[str], keep: list[str] | None):
+    """The demo config with ``overrides``; ``keep`` restricts the sources (number-of-sources study)."""
+    if keep is None:
+        return load_config(cfg_path, overrides)
+    tree = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    tree["sources"] = [s for s in tree["sources"] if s["name"] in keep]
+    return load_config(base=tree, overrides=overrides)
+
+
+def run_demo(
+    cfg_path: Path,
+    out: Path,
+    quick: bool,
+    extra: list[str],
+    force: bool = False,
+    seeds: list[int] | None = None,
+) -> dict:
+    """Run every planned pipeline and write ``summary.json`` / ``summary.md`` under ``out``.
+
+    ``seeds``: the run seeds (default: 0 for the quick demo, 0, 1 and 2 for the full one).
+    """
+    seeds = seeds or ([0] if quick else [0, 1, 2])
+    results: dict[str, list[dict]] = {}
+    main_records: list[list[dict]] = []  # each main seed's eval records, for pooled intervals
+    target = None
+    summary: dict = {}
+    for label, run_dir, overrides, keep in plan(out, quick, seeds, extra).runs:
+        cfg, _ = materialize_world(_config(cfg_path, overrides, keep))
+        log.info("demo: %s (seed %d) -> %s", label, cfg.seed, run_dir)
+        if label != "main":
+            share_upstream(out / f"seed-{cfg.seed}", run_dir, cfg)
+        run_pipeline(cfg, run_dir, force=force)
+        res = read_json(run_dir / "report" / "results.json") or {}
+        results.setdefault(label, []).append(res)
+        if label == "main":
+            main_records.append(load_eval_records(run_dir))
+            target = cfg.target
+        # Written after every run, so a long demo shows its tables as they fill in.
+        summary = write_summary(out, results, main_records, target, quick)
+    return summary
+
+
+def write_summary(
+    out: Path,
+    results: dict[str, list[dict]],
+    main_records: list[list[dict]],
+    target: str | None,
+    quick: bool,
+) -> dict:
+    """``summary.json``, ``summary.md`` and the figures for the runs finished so far."""
+    summary = aggregate(results)
+    if main_records and target is not None:
+        summary["main"]["pooled_intervals"] = pooled_intervals(main_records, target)
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_bytes(out / "summary.md", summary_markdown(summary, quick).encode())
+    _figures(summary, out)
+    return summary
+
+
+def share_upstream(main_dir: Path, run_dir: Path, cfg: RunConfig) -> list[str]:
+    """Copy into a study's run directory the main run's complete upstream stages that have
+    the fingerprint ``cfg`` gives them (and that the study has not made yet); returns them."""
+    load_stages()
+    fps = fingerprints(cfg)
+    copied = []
+    for name in SHARED_STAGES:
+        src, dst = main_dir / name, run_dir / name
+        manifest = read_json(src / "manifest.json") or {}
+        if dst.exists() or not manifest.get("complete") or manifest.get("fingerprint") != fps[name]:
+            continue
+        shutil.copytree(src, dst)
+        copied.append(name)
+    if copied:
+        log.info("demo: %s reuses the main run's %s", run_dir.name, ", ".join(copied))
+    return copied
+
+
+def aggregate(results: dict[str, list[dict]]) -> dict:
+    """Per study label, per model: mean and std over seeds of each task score."""
+    out: dict = {}
+    for label, runs in results.items():
+        models: dict[tuple[str, str], dict[str, list[float]]] = {}
+        for res in runs:
+            for m in res.get("models", []):
+                scores = models.setdefault((m["kind"], m["name"]), {})
+                for task, v in m["scores"].items():
+                    scores.setdefault(task, []).append(v)
+        out[label] = {
+            "seeds": len(runs),
+            "models": [
+                {"kind": k, "name": n, "scores": {t: tuple(mean_std(v)) for t, v in s.items()}}
+                for (k, n), s in models.items()
+            ],
+            "win_share": [r.get("win_share", {}) for r in runs],
+            "transfer": aggregate_transfer([r.get("transfer") for r in runs]),
+        }
+    return out
+
+
+def _cell(ms: tuple[float, float], bold: bool) -> str:
+    m, s = ms
+    if math.isnan(m):
+        return "–"
+    txt = f"{100 * m:.1f} ± {100 * s:.1f}"
+    return f"**{txt}**" if bold else txt
+
+
+def _table(models: list[dict], names: list[str] | None = None) -> str:
+    rows = [m for m in models if names is None or m["name"] in names]
+    cols = sorted({t for m in rows for t in m["scores"] if t != "average"}) + ["average"]
+    best = {
+        c: max(
+            (
+                m["scores"][c][0]
+                for m in rows
+                if c in m["scores"] and not math.isnan(m["scores"][c][0])
+            ),
+            default=None,
+        )
+        for c in cols
+    }
+    lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for m in rows:
+        cells = [
+            _cell(
+                m["scores"].get(c, (math.nan, math.nan)), m["scores"].get(c, (None,))[0] == best[c]
+            )
+            for c in cols
+        ]
+        lines.append(f"| {m['kind']}: {m['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary_markdown(summary: dict, quick: bool) -> str:
+    main = summary.get("main", {})
+    lines = [
+        f"# Tiny-world demo ({'quick' if quick else 'full'}): mean ± std over {main.get('seeds', 0)} seed(s)",
+        "",
+    ]
+    lines += [
+        "## Table 1 shape: sources, variants and merges",
+        "",
+        _table(main.get("models", [])),
+        "",
+    ]
+    rules = {"rm_vote": _avg(main, "profuser")}
+    rules.update(
+        {
+            k.split(":", 1)[1]: _avg(v, "profuser")
+            for k, v in summary.items()
+            if k.startswith("rule:")
+        }
+    )
+    if len(rules) > 1:
+        lines += ["## Figure 3: inference-mode selection rule (ProFuser average)", ""]
+        lines += [f"- {k}: {_cell(v, False)}" for k, v in rules.items()] + [""]
+    srcs = {
+        k.split(":", 1)[1]: _avg(v, "profuser")
+        for k, v in summary.items()
+        if k.startswith("sources:")
+    }
+    if srcs:
+        srcs["all sources (ProFuser)"] = _avg(main, "profuser")
+        srcs["CSFT (no fusion)"] = _avg(main, "csft")
+        lines += ["## Table 4: number of sources (average)", ""]
+        lines += [f"- {k}: {_cell(v, False)}" for k, v in srcs.items()] + [""]
+    lines += transfer_summary_markdown(main.get("transfer"), main.get("pooled_intervals"))
+    return "\n".join(lines)
+
+
+def _avg(study: dict, name: str) -> tuple[float, float]:
+    for m in study.get("models", []):
+        if m["kind"] == "variant" and m["name"] == name:
+            return tuple(m["scores"].get("average", (math.nan, math.nan)))
+    return (math.nan, math.nan)
+
+
+def _figures(summary: dict, out: Path) -> None:
+    from profuser.report.figures import bar_figure
+
+    rules = {"rm_vote": _avg(summary.get("main", {}), "profuser")[0]}
+    rules.update(
+        {
+            k.split(":", 1)[1]: _avg(v, "profuser")[0]
+            for k, v in summary.items()
+            if k.startswith("rule:")
+        }
+    )
+    if len(rules) > 1:
+        bar_figure(rules, "ProFuser average", out / "fig3_selection_rules.png")
+    srcs = {
+        k.split(":", 1)[1]: _avg(v, "profuser")[0]
+        for k, v in summary.items()
+        if k.startswith("sources:")
+    }
+    if srcs:
+        srcs["all"] = _avg(summary.get("main", {}), "profuser")[0]
+        bar_figure(srcs, "ProFuser average", out / "fig4_num_sources.png")

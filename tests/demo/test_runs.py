@@ -1,0 +1,83 @@
+import math
+from pathlib import Path
+
+from profuser.demo.runs import aggregate, plan, summary_markdown
+
+
+def _res(seed_shift: float) -> dict:
+    return {
+        "models": [
+            {
+                "kind": "source",
+                "name": "a",
+                "scores": {"t1": 0.5 + seed_shift, "average": 0.5 + seed_shift},
+            },
+            {
+                "kind": "variant",
+                "name": "profuser",
+                "scores": {"t1": 0.7 + seed_shift, "average": 0.7 + seed_shift},
+            },
+            {"kind": "variant", "name": "csft", "scores": {"t1": 0.6, "average": 0.6}},
+        ],
+        "win_share": {},
+    }
+
+
+def test_plan_quick_and_full() -> None:
+    q = plan(Path("o"), True, [0], [])
+    assert [r[0] for r in q.runs] == ["main"]
+    assert "variants=[csft]" in q.runs[0][2]
+    f = plan(Path("o"), False, [0, 1, 2], [])
+    labels = [r[0] for r in f.runs]
+    assert labels.count("main") == 3
+    assert {"rule:single_rm", "rule:reference", "sources:FuseMPT", "sources:FuseLlama"} <= set(
+        labels
+    )
+    keep = [r[3] for r in f.runs if r[0] == "sources:FuseMPT"][0]
+    assert keep == ["vicuna-like", "mpt-like"]
+
+
+def test_aggregate_mean_and_std_over_seeds() -> None:
+    s = aggregate(
+        {
+            "main": [_res(0.0), _res(0.1)],
+            "rule:single_rm": [_res(-0.1)],
+            "sources:FuseMPT": [_res(0.0)],
+        }
+    )
+    pf = next(m for m in s["main"]["models"] if m["name"] == "profuser")
+    mean, std = pf["scores"]["average"]
+    assert math.isclose(mean, 0.75) and math.isclose(std, 0.0707106781, rel_tol=1e-6)
+    md = summary_markdown(s, quick=False)
+    assert "**75.0 ± 7.1**" in md  # best of its column in bold
+    assert "Figure 3" in md and "single_rm: 60.0 ± 0.0" in md
+    assert "Table 4" in md and "FuseMPT: 70.0 ± 0.0" in md
+
+
+def test_studies_reuse_only_the_main_runs_stages_with_their_own_fingerprint(
+    tmp_path: Path,
+) -> None:
+    from profuser.demo.runs import SHARED_STAGES, _config, share_upstream
+    from profuser.io import atomic_write_json, read_json
+    from profuser.pipeline import fingerprints, load_stages
+
+    load_stages()
+    cfg_path = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+    main_fps = fingerprints(_config(cfg_path, ["seed=0"], None))
+    main = tmp_path / "seed-0"
+    for name in SHARED_STAGES:
+        atomic_write_json(
+            main / name / "manifest.json", {"fingerprint": main_fps[name], "complete": True}
+        )
+    rule = _config(cfg_path, ["seed=0", "advantage.inference_rule=reference"], None)
+    copied = share_upstream(main, tmp_path / "rule", rule)
+    assert copied == ["data", "generate"]  # the rule picks the answers: scoring on differs
+    assert copied == [n for n in SHARED_STAGES if fingerprints(rule)[n] == main_fps[n]]
+    assert read_json(tmp_path / "rule" / "generate" / "manifest.json")["complete"]
+    # Fewer sources: only the data stage is the same.
+    fewer = _config(cfg_path, ["seed=0", "merges=[]"], ["vicuna-like", "mpt-like"])
+    assert share_upstream(main, tmp_path / "fewer", fewer) == ["data"]
+    # Another seed, or an incomplete main stage: nothing to share.
+    assert share_upstream(main, tmp_path / "other", _config(cfg_path, ["seed=1"], None)) == ["data"]
+    atomic_write_json(main / "data" / "manifest.json", {"fingerprint": main_fps["data"]})
+    assert share_upstream(main, tmp_path / "partial", fewer) == []
