@@ -1,4 +1,4 @@
-"""The `profuser` command: validate, run, demo, world, bench."""
+"""The `profuser` command: validate, run, demo, world, configs, bench."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from pathlib import Path
 from profuser.errors import UserError
 
 log = logging.getLogger("profuser")
-REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -43,8 +42,10 @@ def _parse_shard(text: str | None) -> tuple[int, int]:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from profuser.config import load_config
+    from profuser.config_checks import check_config
 
     cfg = load_config(args.config, args.overrides)
+    check_config(cfg, args.config)  # names, phases, rules, paths, files: no weights loaded
     print(
         f"{args.config}: ok ({len(cfg.sources)} sources, target {cfg.target}, schedule "
         f"{cfg.schedule if isinstance(cfg.schedule, str) else 'custom'})"
@@ -60,14 +61,37 @@ def _run(
     force: bool,
     shard: str | None,
 ) -> Path:
-    from profuser.config import load_config, resolve_paths
+    from profuser.config import load_config
+    from profuser.config_checks import check_config
+    from profuser.paths import resolve_paths
     from profuser.pipeline import run_pipeline
 
     cfg = load_config(cfg_path, overrides)
+    # By value and the files it names, before any work (stages still check what they open:
+    # a file can go between here and there, and a stage's failure keeps the stages done before it).
+    check_config(cfg, cfg_path)
     cfg, _ = resolve_paths(cfg)
     run_dir = Path(out or cfg.output_dir)
     run_pipeline(cfg, run_dir, only=stage, force=force, shard=_parse_shard(shard))
     return run_dir
+
+
+def _config_option(args: argparse.Namespace) -> None:
+    """``--config NAME_OR_PATH`` stands for the positional config; a positional given as well is
+    then the first ``key=value`` override (argparse fills the positional first)."""
+    option = getattr(args, "config_option", None)
+    if option is None:
+        if getattr(args, "config", "") is None:
+            raise UserError(
+                f"profuser {args.command} needs a config: a file or a packaged name "
+                "(demo, paper), as its first argument or with --config"
+            )
+        return
+    if args.config is not None:
+        if "=" not in args.config:
+            raise UserError(f"two configs given: {args.config!r} and --config {option!r}")
+        args.overrides = [args.config, *args.overrides]
+    args.config = option
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -112,13 +136,14 @@ def _kv(items: list[str]):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from profuser.config import load_config
+    from profuser.configs import config_path
     from profuser.demo.runs import run_demo
     from profuser.pipeline import print_run_summary
     from profuser.world.resolve import materialize_world
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.time()
-    cfg_path = REPO_CONFIGS / "demo.yaml"
+    cfg_path = config_path("demo")
     out = Path(args.out or ("runs/demo-quick" if args.quick else "runs/demo"))
     load_config(cfg_path, args.overrides)  # fail on a bad override before building anything
     _, world_dir = materialize_world(load_config(cfg_path, args.overrides))
@@ -127,6 +152,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print_run_summary(out / f"seed-{(args.seeds or [0])[0]}")
     print("\n" + (out / "summary.md").read_text(encoding="utf-8"))
     print(f"demo finished in {time.time() - started:.0f} s; results in {out}")
+    return 0
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    from profuser.configs import packaged_configs, packaged_path
+
+    if args.name:
+        print(packaged_path(args.name))
+        return 0
+    for name, path in packaged_configs(include_accelerate=True).items():
+        print(f"{name:<28} {path}")
     return 0
 
 
@@ -157,14 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
 
+    config_help = "a config file or a packaged config's name (demo, paper)"
     v = sub.add_parser("validate", help="check a run config (and key=value overrides)")
-    v.add_argument("config")
+    v.add_argument("config", nargs="?", help=config_help)
     v.add_argument("overrides", nargs="*", metavar="key=value")
+    v.add_argument("--config", dest="config_option", metavar="NAME_OR_PATH", help=config_help)
     v.set_defaults(fn=cmd_validate)
 
     r = sub.add_parser("run", help="run the pipeline stages in order, skipping complete ones")
-    r.add_argument("config")
+    r.add_argument("config", nargs="?", help=config_help)
     r.add_argument("overrides", nargs="*", metavar="key=value")
+    r.add_argument("--config", dest="config_option", metavar="NAME_OR_PATH", help=config_help)
     r.add_argument("--out", help="run directory (default: output_dir of the config)")
     r.add_argument("--stage", help="run only this stage (its upstream must be complete)")
     r.add_argument(
@@ -191,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("overrides", nargs="*", metavar="key=value")
     w.set_defaults(fn=cmd_world)
 
+    c = sub.add_parser(
+        "configs",
+        help="list the packaged configs (run and accelerate) with their paths, or print one's path",
+    )
+    c.add_argument("name", nargs="?", help="e.g. paper, accelerate/ddp")
+    c.set_defaults(fn=cmd_configs)
+
     b = sub.add_parser("bench", help="benchmarks; prints figures measured side by side")
     b.add_argument("names", nargs="*")
     b.add_argument("--json", action="store_true")
@@ -204,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import profuser.world  # noqa: F401  (plugs the tiny world in: world: paths, verifier, tasks)
 
+        _config_option(args)
         return args.fn(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

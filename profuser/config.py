@@ -17,8 +17,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from profuser.configs import config_path
 from profuser.errors import ConfigError
-from profuser.paths import PATH_SCHEMES, split_scheme
+from profuser.paths import PATH_SCHEMES
 from profuser.train.schedules import SCHEDULES, Phase
 
 
@@ -45,7 +46,7 @@ class RewardModelConfig(_Strict):
     """One reward model (or programmatic scorer) that votes in inference mode."""
 
     name: str
-    kind: Literal["seq_cls", "custom_code", "value_head", "verifier", "reference"] = "seq_cls"
+    kind: str = "seq_cls"  # a registered kind (plugins add theirs): see profuser.config_checks
     path: str | None = None
     chat_template: str | None = None
     value_head_file: str | None = None  # for kind=value_head: state dict of the head
@@ -318,7 +319,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, raw = text.split("=", 1)
     if not key.strip():
         raise ConfigError(f"override `{text}` has an empty key")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        raise ConfigError(f"override `{text}`: the value is not valid YAML; quote it") from None
 
 
 def apply_override(tree: dict, keys: list[str], value: Any) -> None:
@@ -349,12 +353,10 @@ def apply_override(tree: dict, keys: list[str], value: Any) -> None:
 def load_config(
     path: str | Path | None = None, overrides: list[str] = (), base: dict | None = None
 ) -> RunConfig:
-    """Load and validate a run config from YAML (or ``base``), applying ``key=value`` overrides."""
+    """Load a run config (YAML file, packaged name or ``base``) with ``key=value`` overrides."""
     origin = str(path) if path else "config"
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config file not found")
+        p = config_path(path)
         try:
             tree = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -372,28 +374,3 @@ def load_config(
         return RunConfig.model_validate(tree)
     except ValidationError as err:
         raise ConfigError(_format_error(err, origin)) from None
-
-
-def model_paths(cfg: RunConfig) -> list[tuple[object, str]]:
-    """(owner, attribute) of every path field in ``cfg``: sources, reward models, dataset, target."""
-    out: list[tuple[object, str]] = [(s, "path") for s in cfg.sources]
-    out += [(r, "path") for r in cfg.reward_models]
-    return out + [(cfg.dataset, "path"), (cfg, "target_path")]
-
-
-def resolve_paths(cfg: RunConfig) -> tuple[RunConfig, dict[str, Path]]:
-    """``cfg`` with every ``scheme:rel`` path replaced by ``<scheme's root>/rel`` (each used
-    scheme materialized once), and the roots by scheme name. A config with no scheme paths
-    comes back as it is."""
-    used = {
-        hit[0] for owner, attr in model_paths(cfg) if (hit := split_scheme(getattr(owner, attr)))
-    }
-    if not used:
-        return cfg, {}
-    roots = {n: PATH_SCHEMES[n].materialize(cfg.path_options.get(n, {})) for n in sorted(used)}
-    cfg = cfg.model_copy(deep=True)
-    for owner, attr in model_paths(cfg):
-        hit = split_scheme(getattr(owner, attr))
-        if hit:
-            setattr(owner, attr, str(roots[hit[0]] / hit[1]))
-    return cfg, roots

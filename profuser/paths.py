@@ -46,3 +46,28 @@ def split_scheme(path: str | None) -> tuple[str, str] | None:
         return None
     name, rest = path.split(":", 1)
     return (name, rest) if name in PATH_SCHEMES else None
+
+
+def model_paths(cfg: Any) -> list[tuple[object, str]]:
+    """(owner, attribute) of every path field in ``cfg``: sources, reward models, dataset, target."""
+    out: list[tuple[object, str]] = [(s, "path") for s in cfg.sources]
+    out += [(r, "path") for r in cfg.reward_models]
+    return out + [(cfg.dataset, "path"), (cfg, "target_path")]
+
+
+def resolve_paths(cfg: Any) -> tuple[Any, dict[str, Path]]:
+    """``cfg`` with every ``scheme:rel`` path replaced by ``<scheme's root>/rel`` (each used
+    scheme materialized once), and the roots by scheme name. A config with no scheme paths
+    comes back as it is."""
+    used = {
+        hit[0] for owner, attr in model_paths(cfg) if (hit := split_scheme(getattr(owner, attr)))
+    }
+    if not used:
+        return cfg, {}
+    roots = {n: PATH_SCHEMES[n].materialize(cfg.path_options.get(n, {})) for n in sorted(used)}
+    cfg = cfg.model_copy(deep=True)
+    for owner, attr in model_paths(cfg):
+        hit = split_scheme(getattr(owner, attr))
+        if hit:
+            setattr(owner, attr, str(roots[hit[0]] / hit[1]))
+    return cfg, roots

@@ -24,6 +24,7 @@ from typing import Any
 from profuser.config import RunConfig
 from profuser.errors import UserError
 from profuser.io import atomic_write_json, read_json
+from profuser.stages.contracts import Artifact, ConfigView, ContractError
 
 log = logging.getLogger("profuser")
 
@@ -32,19 +33,52 @@ STAGE_ORDER = ("data", "generate", "score", "teacher", "align", "train", "eval",
 IDENTITY_FIELDS = ("sources", "target", "target_path", "dataset")
 
 
+@dataclass(frozen=True)
+class Stage:
+    """A pipeline stage: a function from artifacts to artifacts (see profuser.stages.contracts)."""
+
+    name: str
+    fn: Callable[[StageContext], dict[str, Any]]
+    reads: tuple[str, ...]  # dotted config paths the outputs depend on
+    upstream: tuple[str, ...] = ()
+    version: int = 1  # bump when the stage's output format changes
+    inputs: tuple[Artifact, ...] = ()  # other stages' artifacts it reads
+    outputs: tuple[Artifact, ...] = ()  # its own artifacts
+
+
 @dataclass
 class StageContext:
-    """What a stage function sees: the config, its own folder and its upstream folders."""
+    """What a stage function sees: a view of the config limited to the fields it declared, and
+    the paths of the artifacts it declared."""
 
-    cfg: RunConfig
+    cfg: Any  # ConfigView of the RunConfig
     run_dir: Path
     name: str
     fingerprint: str
     shard: tuple[int, int] = (0, 1)  # (index, count) for stages split across processes
+    stage: Stage | None = None
 
-    @property
-    def dir(self) -> Path:
-        return self.run_dir / self.name
+    def path(self, artifact: Artifact, **parts: str) -> Path:
+        """Where ``artifact`` lives in this run; refused unless the stage declared it."""
+        st = self.stage
+        if st is not None and artifact not in st.inputs and artifact not in st.outputs:
+            raise ContractError(
+                f"stage {self.name!r} uses artifact {artifact.pattern} without declaring it "
+                "in its inputs or outputs"
+            )
+        return artifact.under(self.run_dir, **parts)
+
+    def manifest_of(self, name: str) -> dict[str, Any]:
+        """An upstream stage's manifest (fingerprint, summary...); {} where there is none."""
+        if self.stage is not None and name not in self.stage.upstream:
+            raise ContractError(
+                f"stage {self.name!r} reads stage {name!r}, not one of its upstream"
+            )
+        return read_json(self.run_dir / name / "manifest.json") or {}
+
+    def summary_of(self, name: str) -> dict[str, Any]:
+        """The summary an upstream stage wrote in its manifest ({} where it has none)."""
+        return self.manifest_of(name).get("summary") or {}
 
     def upstream(self, name: str) -> Path:
         d = self.run_dir / name
@@ -55,29 +89,27 @@ class StageContext:
         return d
 
 
-@dataclass(frozen=True)
-class Stage:
-    """A pipeline stage: a function from artifacts to artifacts."""
-
-    name: str
-    fn: Callable[[StageContext], dict[str, Any]]
-    reads: tuple[str, ...]  # dotted config paths the outputs depend on
-    upstream: tuple[str, ...] = ()
-    version: int = 1  # bump when the stage's output format changes
-
-
 STAGES: dict[str, Stage] = {}
 
 
 def stage(
-    name: str, reads: tuple[str, ...], upstream: tuple[str, ...] = (), version: int = 1
+    name: str,
+    reads: tuple[str, ...],
+    upstream: tuple[str, ...] = (),
+    version: int = 1,
+    inputs: tuple[Artifact, ...] = (),
+    outputs: tuple[Artifact, ...] = (),
 ) -> Callable:
-    """Register ``fn`` as the pipeline stage ``name``."""
+    """Register ``fn`` as the pipeline stage ``name``, with the config fields it reads and
+    the artifacts it reads (``inputs``, other stages') and writes (``outputs``, its own)."""
     if name not in STAGE_ORDER:
         raise ValueError(f"unknown stage {name!r}")
+    for a in outputs:
+        if a.stage != name:
+            raise ValueError(f"stage {name!r} declares another stage's artifact {a.pattern}")
 
     def wrap(fn: Callable[[StageContext], dict[str, Any]]) -> Callable:
-        STAGES[name] = Stage(name, fn, reads, upstream, version)
+        STAGES[name] = Stage(name, fn, reads, upstream, version, inputs, outputs)
         return fn
 
     return wrap
@@ -193,7 +225,8 @@ def run_stage(
             d / "manifest.json", {"stage": st.name, "fingerprint": fp, "complete": False}
         )
     log.info("stage %-8s running", st.name)
-    summary = st.fn(StageContext(cfg, run_dir, st.name, fp, shard)) or {}
+    view = ConfigView(cfg, st.reads, st.name)
+    summary = st.fn(StageContext(view, run_dir, st.name, fp, shard, st)) or {}
     if summary.get("partial") or not main:
         # One shard of several finished (the stage completes when its last shard does),
         # or a worker process under accelerate: the main process writes the manifest.
@@ -212,9 +245,6 @@ def run_stage(
     return summary
 
 
-__all__ = ["STAGE_ORDER", "STAGES", "Stage", "StageContext", "stage", "run_pipeline"]
-
-
 def print_run_summary(run_dir: Path) -> None:
     """One line per stage: done/incomplete/not run, its time and summary figures."""
     print(f"\nStages in {run_dir}:")
@@ -227,3 +257,14 @@ def print_run_summary(run_dir: Path) -> None:
         summ = m.get("summary") or {}
         brief = ", ".join(f"{k}={v}" for k, v in summ.items() if not isinstance(v, dict | list))
         print(f"  {name:<9} {state:<10} {m.get('seconds', '-')!s:>7}s  {brief}")
+
+
+__all__ = [
+    "STAGE_ORDER",
+    "STAGES",
+    "Stage",
+    "StageContext",
+    "print_run_summary",
+    "run_pipeline",
+    "stage",
+]

@@ -44,7 +44,9 @@ def _arm(text: str) -> tuple[str, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
+    ap.add_argument(
+        "--config", default="demo", help="a config file or a packaged config's name (demo)"
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/ablation"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--arm", action="append", default=[], help="NAME=key=value;key=value")

@@ -18,8 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from profuser.evaluate.items import load_eval_records
 from profuser.report.stats import bootstrap, verdict
+from profuser.stages.eval import load_eval_records
 
 
 def _key(record: dict) -> str:

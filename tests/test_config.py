@@ -4,9 +4,10 @@ import pytest
 import yaml
 
 from profuser.config import RunConfig, load_config
+from profuser.configs import config_path, packaged_configs
 from profuser.errors import ConfigError
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted(packaged_configs().values())
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -17,7 +18,9 @@ def test_every_shipped_yaml_parses_and_validates(path: Path) -> None:
     assert isinstance(cfg, RunConfig)
 
 
-ACCELERATE = sorted((Path(__file__).resolve().parents[1] / "configs" / "accelerate").glob("*.yaml"))
+ACCELERATE = sorted(
+    p for n, p in packaged_configs(include_accelerate=True).items() if n.startswith("accelerate/")
+)
 
 
 @pytest.mark.parametrize("path", ACCELERATE, ids=lambda p: p.name)
@@ -34,7 +37,7 @@ def test_shipped_configs_exist() -> None:
 
 
 def test_paper_defaults_are_appendix_a() -> None:
-    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "paper.yaml")
+    cfg = load_config(config_path("paper"))
     assert (cfg.advantage.temperature, cfg.advantage.top_k, cfg.advantage.top_p) == (2.0, 10, 0.95)
     assert cfg.train.lr == 1.5e-5 and cfg.train.lr_scheduler == "cosine"
     assert cfg.train.effective_batch == 128 and cfg.train.max_length == 2048

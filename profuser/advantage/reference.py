@@ -6,11 +6,11 @@ to the GT answer. Components, all in [0, 1] for natural text:
 * BLEU: sacrebleu's sentence BLEU (13a tokenizer, exponential smoothing) / 100.
 * ROUGE: rouge-score's ROUGE-L F-measure with the Porter stemmer.
 * BERTScore: F1 of greedy cosine matching between contextual token embeddings
-  of candidate and reference (Zhang et al., 2020), without IDF weighting or
-  baseline rescaling, special tokens excluded. Implemented here so any
-  ``AutoModel`` works; it needs no extra package.
+  of candidate and reference (Zhang et al., 2020), computed by the ``bert-score``
+  package from an encoder in a local directory (or a hub id), without IDF
+  weighting or baseline rescaling ([CLS] and [SEP] weigh nothing).
 
-sacrebleu and rouge-score are the optional extra ``profuser[score]``.
+sacrebleu, rouge-score and bert-score are dependencies of profuser; a missing one is a `UserError`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ DEFAULT_WEIGHTS = (0.25, 0.25, 0.5)
 
 
 class MissingExtraError(UserError, ImportError):
-    """An optional dependency is not installed; the message names the extra."""
+    """A dependency of profuser is not installed (a broken environment); the message names it."""
 
 
 def _require(module: str, package: str) -> Any:
@@ -39,8 +39,7 @@ def _require(module: str, package: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         raise MissingExtraError(
-            f"reference scoring needs {package}: pip install 'profuser[score]' "
-            f"(or pip install {package})"
+            f"reference scoring needs {package}, a dependency of profuser: pip install {package}"
         ) from None
 
 
@@ -82,94 +81,78 @@ def _check_pairs(candidates: Sequence[str], references: Sequence[str]) -> None:
         raise ValueError(f"{len(candidates)} candidates but {len(references)} references")
 
 
+def encoder_depth(path: str) -> int:
+    """Number of layers of the encoder at ``path`` (read from its config)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path)
+    for key in ("num_hidden_layers", "n_layers", "num_layers"):
+        if isinstance(getattr(config, key, None), int):
+            return getattr(config, key)
+    raise ValueError(f"{path}: config.json names no number of layers")
+
+
 class BertScorer:
-    """BERTScore F1 over the contextual embeddings of any Hugging Face encoder.
+    """BERTScore F1 by ``bert_score.BERTScorer`` over the encoder at ``path``.
+
+    bert-score loads ``AutoModel`` and ``AutoTokenizer`` from its ``model_type``, so a
+    local directory works offline (``HF_HUB_OFFLINE=1``); ``num_layers`` says which
+    layer's output is the embedding (default: the last). Texts are truncated to what
+    both the tokenizer and the model's position embeddings allow.
 
     Args:
-        model: a hub id or local directory for ``AutoModel``/``AutoTokenizer``,
-            or an already loaded model (then ``tokenizer`` is required).
-        tokenizer: the tokenizer, when ``model`` is a loaded model.
-        layer: which entry of ``hidden_states`` to use (None = the last layer).
-        max_length: texts are truncated to this many tokens.
+        path: a local directory (or hub id) holding the encoder and its tokenizer.
+        num_layers: layers used (None = all of them).
         batch_size: texts embedded per forward pass.
         device: torch device for the model.
     """
 
     def __init__(
         self,
-        model: str | os.PathLike | torch.nn.Module,
-        tokenizer: Any = None,
-        layer: int | None = None,
-        max_length: int = 512,
+        path: str | os.PathLike,
+        num_layers: int | None = None,
         batch_size: int = 16,
         device: str | torch.device = "cpu",
     ):
-        from transformers import AutoModel, AutoTokenizer
-
-        if isinstance(model, torch.nn.Module):
-            if tokenizer is None:
-                raise ValueError("BertScorer needs a tokenizer when given a loaded model")
-            self.model = model
-        else:
-            self.model = AutoModel.from_pretrained(str(model))
-            tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(model))
-        self.tokenizer = tokenizer
-        self.model.to(device).eval()
-        self.device = torch.device(device)
-        self.layer = layer
-        self.max_length = max_length
+        bert_score = _require("bert_score", "bert-score")
+        path = str(path)
+        layers = encoder_depth(path) if num_layers is None else num_layers
         self.batch_size = batch_size
-
-    @torch.no_grad()
-    def embed(self, texts: Sequence[str]) -> list[torch.Tensor]:
-        """Unit-norm embeddings of each text's non-special tokens: a list of ``[len_i, hidden]``."""
-        out: list[torch.Tensor] = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = list(texts[start : start + self.batch_size])
-            enc = self.tokenizer(
-                batch,
-                truncation=True,
-                max_length=self.max_length,
-                return_special_tokens_mask=True,
-            )
-            # Padding by hand: some tokenizers (decoder LMs) define no pad token.
-            width = max(len(ids) for ids in enc["input_ids"])
-            input_ids = torch.zeros((len(batch), width), dtype=torch.long)
-            attention = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, ids in enumerate(enc["input_ids"]):
-                input_ids[row, : len(ids)] = torch.tensor(ids)
-                attention[row, : len(ids)] = 1
-            result = self.model(
-                input_ids=input_ids.to(self.device),
-                attention_mask=attention.to(self.device),
-                output_hidden_states=self.layer is not None,
-            )
-            hidden = (
-                result.last_hidden_state if self.layer is None else result.hidden_states[self.layer]
-            )
-            hidden = torch.nn.functional.normalize(hidden.float(), dim=-1).cpu()  # [b, width, h]
-            for row, special in enumerate(enc["special_tokens_mask"]):
-                keep = torch.tensor(special, dtype=torch.bool).logical_not()
-                out.append(hidden[row, : len(special)][keep])
-        return out
+        self.scorer = bert_score.BERTScorer(
+            model_type=path,
+            num_layers=layers,
+            batch_size=batch_size,
+            device=str(device),
+            use_fast_tokenizer=True,
+        )
+        # bert-score truncates to the tokenizer's limit and pads with its pad token: make
+        # both fit the model (small encoders and decoder tokenizers set neither).
+        tok, config = self.scorer._tokenizer, self.scorer._model.config
+        positions = getattr(config, "max_position_embeddings", None)
+        if isinstance(positions, int) and tok.model_max_length > positions:
+            tok.model_max_length = positions
+        if tok.pad_token is None:
+            tok.pad_token = tok.unk_token if tok.unk_token is not None else tok.eos_token
 
     def score(self, candidates: Sequence[str], references: Sequence[str]) -> np.ndarray:
         """BERTScore F1 of each candidate against its reference; ``[N]``.
 
-        A pair where either side has no tokens scores 0.
+        A pair where either side is empty (or only white space) scores 0.
         """
         _check_pairs(candidates, references)
-        cand_emb = self.embed(candidates)
-        ref_emb = self.embed(references)
         scores = np.zeros(len(candidates), dtype=np.float64)
-        for i, (c, r) in enumerate(zip(cand_emb, ref_emb, strict=True)):
-            if len(c) == 0 or len(r) == 0:
-                continue
-            sim = c @ r.T  # [len_c, len_r] cosine similarities
-            precision = sim.max(dim=1).values.mean().item()
-            recall = sim.max(dim=0).values.mean().item()
-            total = precision + recall
-            scores[i] = 2 * precision * recall / total if total > 0 else 0.0
+        rows = [
+            i
+            for i, (c, r) in enumerate(zip(candidates, references, strict=True))
+            if c.strip() and r.strip()
+        ]
+        if rows:
+            _, _, f1 = self.scorer.score(
+                [candidates[i] for i in rows],
+                [references[i] for i in rows],
+                batch_size=self.batch_size,
+            )
+            scores[rows] = f1.double().numpy()
         return scores
 
 

@@ -1,7 +1,7 @@
 """`profuser bench generate`: batched sampling against one prompt at a time, and RM scoring.
 
 Both sides run the same :func:`profuser.generate.engine.generate` on the same
-prompts and seeds with the demo's sampling settings (``configs/demo.yaml``):
+prompts and seeds with the demo's sampling settings (the packaged ``demo`` config):
 one demo shard of prompts, in the demo's batch size, against ``batch_size=1``.
 Rounds alternate between the two, and the ratio is taken of the medians, since
 this shared machine is noisy.
@@ -21,11 +21,10 @@ from profuser.world.check import read_jsonl
 
 
 def _demo_config():
-    from profuser.cli import REPO_CONFIGS
     from profuser.config import load_config
     from profuser.world.resolve import materialize_world
 
-    return materialize_world(load_config(REPO_CONFIGS / "demo.yaml"))
+    return materialize_world(load_config("demo"))
 
 
 def _timed(fn) -> tuple[float, list[Generation]]:

@@ -5,7 +5,8 @@ One small randomly initialised Llama, one batch, three kinds of step (forward + 
 * ``sft``: token cross-entropy on the labels (what continual SFT pays);
 * ``sparse``: :func:`profuser.train.losses.fusion_loss` with both modes and both sparse KLs at top-k;
 * ``dense``: the same objective with a dense ``[B, L, V]`` teacher probability tensor built
-  from the same top-k, as FuseLLM's collator does (the baseline DESIGN.md section 3 rejects).
+  from the same top-k, as FuseLLM's collator does (the dense baseline that
+  :mod:`profuser.train.losses` avoids by gathering at the top-k ids).
 
 Half the batch plays the inference-mode sequences, half the training-mode ones; every variant
 runs the same two forward passes (one per mode), so only the loss differs between them.

@@ -27,9 +27,10 @@ from profuser.demo.summary import (
     pooled_intervals,
     transfer_summary_markdown,
 )
-from profuser.evaluate.items import load_eval_records
+from profuser.evaluate.merging import mergekit_available
 from profuser.io import atomic_write_bytes, atomic_write_json, read_json
 from profuser.pipeline import fingerprints, load_stages, run_pipeline
+from profuser.stages.eval import load_eval_records
 from profuser.world.resolve import materialize_world
 
 log = logging.getLogger("profuser")
@@ -81,6 +82,20 @@ def _config(cfg_path: Path, overrides: list[str], keep: list[str] | None):
     return load_config(base=tree, overrides=overrides)
 
 
+def _skip_unavailable(cfg_path: Path, quick: bool, extra: list[str]) -> list[str]:
+    """Overrides that leave out what needs an extra that is not installed (MergeKit for the
+    weight-merging baselines), each with a one-line notice."""
+    cfg = load_config(cfg_path, [*(QUICK if quick else []), *extra])
+    if cfg.merges and not mergekit_available():
+        log.warning(
+            "demo: MergeKit is not installed, so the weight-merging baselines (%s) are skipped; "
+            "pip install 'profuser[merge]' to include them",
+            ", ".join(m.name or m.method for m in cfg.merges),
+        )
+        return ["merges=[]"]
+    return []
+
+
 def run_demo(
     cfg_path: Path,
     out: Path,
@@ -94,6 +109,7 @@ def run_demo(
     ``seeds``: the run seeds (default: 0 for the quick demo, 0, 1 and 2 for the full one).
     """
     seeds = seeds or ([0] if quick else [0, 1, 2])
+    extra = [*extra, *_skip_unavailable(cfg_path, quick, extra)]
     results: dict[str, list[dict]] = {}
     main_records: list[list[dict]] = []  # each main seed's eval records, for pooled intervals
     target = None

@@ -89,7 +89,7 @@ def pooled_intervals(
 ) -> dict[str, Any]:
     """Intervals over seeds of ProFuser − target and ProFuser − best single source (average).
 
-    ``records_by_seed``: each seed's eval records (`profuser.evaluate.items.load_eval_records`).
+    ``records_by_seed``: each seed's eval records (`profuser.stages.eval.load_eval_records`).
     The best single source is the one with the highest mean average over seeds. A pair
     missing from some seed, or without per-item scores, gets None.
     """

@@ -39,7 +39,8 @@ def _hflm_class() -> type:
         from lm_eval.models.huggingface import HFLM
     except ImportError:
         raise UserError(
-            "the eval stage needs lm-evaluation-harness: pip install 'profuser[eval]'"
+            "the eval stage needs lm-evaluation-harness, a dependency of profuser: "
+            "pip install 'lm-eval>=0.4.3'"
         ) from None
     return HFLM
 

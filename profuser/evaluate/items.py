@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 ALL = "all"  # the stratum of a task without subtasks
@@ -105,25 +104,11 @@ def item_scores(
     return out
 
 
-def load_eval_records(run_dir: Path) -> list[dict[str, Any]]:
-    """The eval stage's rows (``eval/scores.json``), each with its per-item scores from
-    ``eval/models/<kind>-<name>.json`` under ``items`` (empty for a record written
-    before items were kept). No eval output: an empty list."""
-    from profuser.io import read_json
-
-    out = []
-    for row in read_json(Path(run_dir) / "eval" / "scores.json") or []:
-        full = read_json(Path(run_dir) / "eval" / "models" / f"{row['kind']}-{row['name']}.json")
-        out.append({**row, "items": (full or {}).get("items") or {}})
-    return out
-
-
 __all__ = [
     "ALL",
     "item_scores",
     "leaf_items",
     "leaf_tasks",
-    "load_eval_records",
     "split_metric",
     "stratum_name",
 ]

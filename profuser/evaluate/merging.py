@@ -61,7 +61,7 @@ from typing import Any
 from profuser.errors import UserError
 from profuser.evaluate.model_dirs import check_compatible, resolve_model_dir, saved_dtype
 
-__all__ = ["MERGE_METHODS", "MergeMethod", "merge_models"]
+__all__ = ["MERGE_METHODS", "MergeMethod", "merge_models", "mergekit_available"]
 
 _DTYPES = ("float32", "bfloat16", "float16")
 _COMMON_DEFAULTS: dict[str, Any] = {"dtype": "float32", "out_dtype": None}
@@ -204,6 +204,13 @@ def _install(tmp: Path, out_dir: Path) -> None:
     os.replace(out_dir, old)
     os.replace(tmp, out_dir)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def mergekit_available() -> bool:
+    """Whether MergeKit (the ``merge`` extra) is installed; imports nothing."""
+    import importlib.util
+
+    return importlib.util.find_spec("mergekit") is not None
 
 
 def _run_mergekit(config: dict[str, Any], out_path: Path, seed: int) -> str:

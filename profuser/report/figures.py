@@ -11,6 +11,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def _save(fig: plt.Figure, path: Path) -> None:
+    """Lay out, write the PNG and free the figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def win_share_figure(
     train_share: dict[str, float], infer_share: dict[str, float], path: Path
 ) -> None:
@@ -30,9 +37,7 @@ def win_share_figure(
     ax.set_xticks(list(x), names, rotation=15)
     ax.set_ylabel("share of examples won")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def length_figure(lengths: dict[str, dict], path: Path) -> None:
@@ -53,9 +58,7 @@ def length_figure(lengths: dict[str, dict], path: Path) -> None:
     ax.set_xlabel("system message (Table 5 row)")
     ax.set_ylabel("mean answer length (words)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def loss_figure(logs: dict[str, Path], path: Path) -> None:
@@ -70,9 +73,7 @@ def loss_figure(logs: dict[str, Path], path: Path) -> None:
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("SFT loss (both modes)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def bar_figure(values: dict[str, float], ylabel: str, path: Path) -> None:
@@ -80,9 +81,7 @@ def bar_figure(values: dict[str, float], ylabel: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.bar(list(values), list(values.values()))
     ax.set_ylabel(ylabel)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def transfer_figure(transfer: dict, path: Path) -> None:
@@ -119,6 +118,4 @@ def transfer_figure(transfer: dict, path: Path) -> None:
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names, rotation=15)
         ax.set_ylabel(f"{task} score")
     axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)

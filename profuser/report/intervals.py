@@ -2,7 +2,7 @@
 paper's claims are about (ProFuser vs its target, vs the best single source, vs
 each baseline, and the Table 1 order ProFuser ≥ SimulFuse ≥ ReverseFuse ≥ Fuse ≥ CSFT).
 
-Records are the eval stage's (see `profuser.evaluate.items.load_eval_records`);
+Records are the eval stage's (see `profuser.stages.eval.load_eval_records`);
 one without per-item scores gets no interval (None), never an error.
 """
 

@@ -24,8 +24,6 @@ from typing import Any
 
 VERIFIER_THRESHOLD = 0.5  # a verifier scores 1.0 right, 0.0 wrong
 
-RULES = {"min_ce": "teacher/selection.parquet", "rm_vote": "score/chosen.parquet"}
-
 
 def right_answers(
     score_rows: Sequence[Mapping[str, Any]], judge: str, verifier: bool
@@ -95,4 +93,4 @@ def judge_of(cfg: Any) -> tuple[str, bool] | None:
     return rm.name, rm.kind in BINARY_KINDS
 
 
-__all__ = ["RULES", "judge_of", "right_answers", "selection_accuracy"]
+__all__ = ["judge_of", "right_answers", "selection_accuracy"]

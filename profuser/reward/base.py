@@ -12,10 +12,13 @@ Structural problems (a model with two outputs, a missing file) are
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from profuser.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +58,91 @@ def check_rows(
     return n
 
 
-class FailureCounter:
-    """Mixin: counts NaN rows and logs one warning per ``score`` call that had any."""
+@dataclass
+class Rows:
+    """The rows of one ``score`` call, and the errors they raised (the first is quoted in the
+    call's warning)."""
 
-    name: str
-    failures: int = 0
+    prompts: list[Prompt]
+    answers: list[str | None]
+    references: list[dict] | None
+    errors: list[str] = field(default_factory=list)
 
-    def _record(self, scores: np.ndarray, what: str = "could not be scored") -> np.ndarray:
+    def reference(self, i: int) -> dict:
+        """Row ``i``'s reference dict (empty when there is none)."""
+        ref = self.references[i] if self.references is not None else None
+        return ref if isinstance(ref, dict) else {}
+
+
+class BaseRewardModel:
+    """Base of the built-in kinds: name, batch size, the row checks and the NaN count.
+
+    A subclass implements :meth:`score_rows`; :meth:`score` checks that the three
+    lists agree, turns non-finite scores into NaN, counts them in ``failures`` and
+    logs one warning per call that had any (quoting the first row error, if any).
+
+    Args:
+        name: the RM's name in the config.
+        batch_size: rows per forward pass (or per call of a scorer).
+    """
+
+    failure_note = "could not be scored"  # the warning's words for NaN rows without an error
+
+    def __init__(self, name: str, batch_size: int = 1):
+        self.name = name
+        self.batch_size = batch_size
+        self.failures = 0
+
+    def score_rows(self, rows: Rows) -> np.ndarray:
+        """Scores ``[N]`` of ``rows``: NaN where a row failed (its error in ``rows.errors``)."""
+        raise NotImplementedError
+
+    def score(
+        self,
+        prompts: Sequence[Prompt],
+        answers: Sequence[str | None],
+        references: Sequence[dict] | None = None,
+    ) -> np.ndarray:
+        """:meth:`RewardModel.score`: one float per row ``[N]``, NaN where that row failed."""
+        check_rows(prompts, answers, references)
+        rows = Rows(list(prompts), list(answers), None if references is None else list(references))
+        scores = self.score_rows(rows)
+        first = rows.errors[0][:200] if rows.errors else None
+        return self._record(
+            scores, f"could not be scored (first error: {first})" if first else self.failure_note
+        )
+
+    def score_batches(
+        self,
+        indices: list[int],
+        run: Callable[[list[int]], np.ndarray],
+        scores: np.ndarray,
+        errors: list[str],
+    ) -> None:
+        """Fill ``scores[indices]`` with ``run(batch)`` ``[b]``, ``batch_size`` rows at a time.
+
+        A batch that raises is retried row by row, so only the rows that really fail
+        stay NaN (their errors go to ``errors``); a UserError stops the run.
+        """
+        for start in range(0, len(indices), self.batch_size):
+            idx = indices[start : start + self.batch_size]
+            try:
+                scores[idx] = run(idx)
+                continue
+            except UserError:
+                raise
+            except Exception as exc:  # one bad row must not stop the run
+                log.debug("reward model %r: batch failed (%s); retrying row by row", self.name, exc)
+            for i in idx:
+                try:
+                    scores[i] = run([i])[0]
+                except UserError:
+                    raise
+                except Exception as exc:
+                    log.debug("reward model %r: row %d failed: %s", self.name, i, exc)
+                    errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _record(self, scores: np.ndarray, what: str) -> np.ndarray:
         """Turn non-finite entries of ``scores`` ``[N]`` into NaN and count them."""
         scores = np.asarray(scores, dtype=np.float64)
         bad = ~np.isfinite(scores)

@@ -20,15 +20,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 
 from profuser.config import RewardModelConfig
 from profuser.errors import UserError
-from profuser.reward.hf import (
-    TransformerRewardModel,
-    check_model_path,
-    default_dtype,
-    load_error,
-    load_rm_tokenizer,
-    model_max_length,
-    reward_tensor,
-)
+from profuser.reward.hf import TransformerRewardModel, load_error, load_pretrained, reward_tensor
 
 AUTO_CLASSES = {
     "AutoModelForSequenceClassification": AutoModelForSequenceClassification,
@@ -37,37 +29,30 @@ AUTO_CLASSES = {
 
 
 class CustomCodeRewardModel(TransformerRewardModel):
-    """A model with its own forward that returns one reward per row.
+    """A model with its own forward (taking ``input_ids`` and ``attention_mask``) that
+    returns one reward per row; takes :class:`~profuser.reward.hf.TransformerRewardModel`'s
+    arguments."""
 
-    Args:
-        name: the RM's name.
-        model: the loaded model (any ``nn.Module`` whose forward takes
-            ``input_ids`` and ``attention_mask``).
-        tokenizer: its tokenizer (chat template and pad token set).
-        device: where the model runs.
-        batch_size: rows per forward pass.
-        max_length: tokens per row; None = the model's and tokenizer's limit.
-    """
+    trust_remote_code = True
 
-    def __init__(
-        self,
-        name: str,
-        model: torch.nn.Module,
-        tokenizer,
-        device: torch.device,
-        batch_size: int = 8,
-        max_length: int | None = None,
-    ):
-        config = getattr(model, "config", None)
-        super().__init__(
-            name, tokenizer, device, batch_size, model_max_length(tokenizer, config, max_length)
-        )
-        if config is not None and getattr(config, "pad_token_id", 0) is None:
-            # Standard sequence-classification pooling needs it for batches larger than one.
-            config.pad_token_id = tokenizer.pad_token_id
-        if config is not None and getattr(config, "pad_token_id", None) is not None:
-            self.pad_id = config.pad_token_id
-        self.model = model.to(device).eval()
+    @classmethod
+    def load_parts(cls, cfg: RewardModelConfig, path: str, device: torch.device) -> tuple:
+        """The model, through the Auto class its config's ``auto_map`` names."""
+        try:
+            config = AutoConfig.from_pretrained(path, trust_remote_code=True)
+        except (OSError, ValueError) as exc:
+            raise load_error(cfg.name, path, "a config", exc) from None
+        auto_map = getattr(config, "auto_map", None) or {}
+        auto_name = next((k for k in AUTO_CLASSES if k in auto_map), None)
+        if auto_name is None:
+            raise UserError(
+                f"reward model {cfg.name!r}: config.json in {path!r} maps no custom model class "
+                "(auto_map has neither AutoModel nor AutoModelForSequenceClassification); "
+                "use kind seq_cls for a standard architecture"
+            )
+        what = f"the custom model ({auto_name})"
+        auto = AUTO_CLASSES[auto_name]
+        return (load_pretrained(auto, cfg.name, path, what, device, trust_remote_code=True),)
 
     def rewards(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """``[b, L]`` -> ``[b]``: whatever the model's own forward returns, as one reward a row."""
@@ -75,31 +60,4 @@ class CustomCodeRewardModel(TransformerRewardModel):
         return reward_tensor(out, input_ids.shape[0], self.name)
 
 
-def load_custom_code(
-    cfg: RewardModelConfig,
-    device: torch.device,
-    batch_size: int = 8,
-    max_length: int | None = None,
-) -> CustomCodeRewardModel:
-    """Load ``cfg.path`` with ``trust_remote_code=True`` through the class its auto_map names."""
-    path = check_model_path(cfg.path, cfg.name)
-    try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=True)
-    except (OSError, ValueError) as exc:
-        raise load_error(cfg.name, path, "a config", exc) from None
-    auto_map = getattr(config, "auto_map", None) or {}
-    auto_name = next((k for k in AUTO_CLASSES if k in auto_map), None)
-    if auto_name is None:
-        raise UserError(
-            f"reward model {cfg.name!r}: config.json in {path!r} maps no custom model class "
-            "(auto_map has neither AutoModel nor AutoModelForSequenceClassification); "
-            "use kind seq_cls for a standard architecture"
-        )
-    tok = load_rm_tokenizer(cfg.name, path, cfg.chat_template, trust_remote_code=True)
-    try:
-        model = AUTO_CLASSES[auto_name].from_pretrained(
-            path, trust_remote_code=True, dtype=default_dtype(device)
-        )
-    except (OSError, ValueError, ImportError) as exc:
-        raise load_error(cfg.name, path, f"the custom model ({auto_name})", exc) from None
-    return CustomCodeRewardModel(cfg.name, model, tok, device, batch_size, max_length)
+load_custom_code = CustomCodeRewardModel.load

@@ -22,10 +22,11 @@ import torch
 from jinja2 import TemplateError
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from profuser.config import RewardModelConfig
 from profuser.errors import UserError
 from profuser.models.chat import messages_for
 from profuser.models.chat_templates import get_chat_template
-from profuser.reward.base import FailureCounter, Prompt, check_rows
+from profuser.reward.base import BaseRewardModel, Rows
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,17 @@ def model_max_length(tok: PreTrainedTokenizerBase, config: Any, override: int | 
     return min(usable) if usable else 4096
 
 
-class TransformerRewardModel(FailureCounter):
+def load_pretrained(
+    auto_class: Any, cfg_name: str, path: str, what: str, device: torch.device, **kwargs: Any
+) -> torch.nn.Module:
+    """``auto_class.from_pretrained(path)`` in the device's dtype; a one-line UserError on failure."""
+    try:
+        return auto_class.from_pretrained(path, dtype=default_dtype(device), **kwargs)
+    except (OSError, ValueError, ImportError) as exc:
+        raise load_error(cfg_name, path, what, exc) from None
+
+
+class TransformerRewardModel(BaseRewardModel):
     """Base of the seq_cls, custom_code and value_head adapters.
 
     Subclasses implement :meth:`rewards`: right-padded ``input_ids`` and
@@ -104,28 +115,58 @@ class TransformerRewardModel(FailureCounter):
 
     Args:
         name: the RM's name in the config.
+        model: the loaded network (moved to ``device``, in eval mode).
         tokenizer: its tokenizer, with a chat template and a pad token.
         device: where the model runs.
         batch_size: rows per forward pass.
         max_length: tokens kept per row (after the chat template), right-truncated
-            by default (the tokenizer's ``truncation_side`` decides).
+            by default (the tokenizer's ``truncation_side`` decides); None = the
+            smallest of the model's and the tokenizer's limits.
     """
+
+    failure_note = "failed"
+    pad_in_config = True  # write a missing pad id into the model's config, and pad with it
+    trust_remote_code = False  # whether loading runs the model directory's own code
 
     def __init__(
         self,
         name: str,
+        model: torch.nn.Module,
         tokenizer: PreTrainedTokenizerBase,
         device: torch.device,
-        batch_size: int,
-        max_length: int,
+        batch_size: int = 8,
+        max_length: int | None = None,
     ):
-        self.name = name
+        super().__init__(name, batch_size)
+        config = getattr(model, "config", None)
         self.tokenizer = tokenizer
         self.device = device
-        self.batch_size = batch_size
-        self.max_length = max_length
-        self.failures = 0
+        self.max_length = model_max_length(tokenizer, config, max_length)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        if self.pad_in_config and config is not None:
+            self.pad_id = config_pad_id(config, tokenizer.pad_token_id, self.pad_id)
+        self.model = model.to(device).eval()
+
+    @classmethod
+    def load(
+        cls,
+        cfg: RewardModelConfig,
+        device: torch.device,
+        batch_size: int = 8,
+        max_length: int | None = None,
+    ) -> TransformerRewardModel:
+        """The RM ``cfg`` describes: its tokenizer (:func:`load_rm_tokenizer`; checked first,
+        it is quick) and its network(s) (:meth:`load_parts`), from a local directory or hub
+        id ``cfg.path``."""
+        path = check_model_path(cfg.path, cfg.name)
+        tok = load_rm_tokenizer(cfg.name, path, cfg.chat_template, cls.trust_remote_code)
+        parts = cls.load_parts(cfg, path, device)
+        return cls(cfg.name, *parts, tok, device, batch_size, max_length)
+
+    @classmethod
+    def load_parts(cls, cfg: RewardModelConfig, path: str, device: torch.device) -> tuple:
+        """The networks the constructor takes before the tokenizer, loaded from ``path``."""
+        raise NotImplementedError
 
     def rewards(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """``[b, L]`` right-padded ids and mask -> ``[b]`` rewards."""
@@ -174,21 +215,13 @@ class TransformerRewardModel(FailureCounter):
         return out.detach().float().cpu().numpy().astype(np.float64).reshape(len(rows))
 
     @torch.inference_mode()
-    def score(
-        self,
-        prompts: list[Prompt],
-        answers: list[str],
-        references: list[dict] | None = None,
-    ) -> np.ndarray:
-        """Scores ``[N]`` of each answer to its prompt; NaN for rows that failed.
-
-        ``references`` is accepted for interface compatibility and ignored.
-        """
-        n = check_rows(prompts, answers, references)
-        scores = np.full(n, np.nan)
+    def score_rows(self, rows: Rows) -> np.ndarray:
+        """Scores ``[N]`` of each answer to its prompt; the references are not used."""
+        scores = np.full(len(rows.prompts), np.nan)
+        errors = rows.errors
         encoded: dict[int, list[int]] = {}
-        errors: list[str] = []  # the first few, for the warning
-        for i, ((system, instruction), answer) in enumerate(zip(prompts, answers, strict=True)):
+        pairs = zip(rows.prompts, rows.answers, strict=True)
+        for i, ((system, instruction), answer) in enumerate(pairs):
             if answer is None:
                 continue
             try:
@@ -202,24 +235,19 @@ class TransformerRewardModel(FailureCounter):
             if ids:
                 encoded[i] = ids
         order = sorted(encoded, key=lambda i: -len(encoded[i]))  # similar lengths share a batch
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            try:
-                scores[idx] = self._run([encoded[i] for i in idx])
-            except UserError:
-                raise
-            except Exception as exc:
-                log.debug("reward model %r: batch failed (%s); retrying row by row", self.name, exc)
-                for i in idx:
-                    try:
-                        scores[i] = self._run([encoded[i]])[0]
-                    except UserError:
-                        raise
-                    except Exception as row_exc:
-                        log.debug("reward model %r: row %d failed: %s", self.name, i, row_exc)
-                        errors.append(f"{type(row_exc).__name__}: {row_exc}")
-        why = f"could not be scored (first error: {errors[0][:200]})" if errors else "failed"
-        return self._record(scores, why)
+        self.score_batches(order, lambda idx: self._run([encoded[i] for i in idx]), scores, errors)
+        return scores
+
+
+def config_pad_id(config: Any, tokenizer_pad: int | None, default: int) -> int:
+    """The pad id the model pools with: its (text) config's; a missing one is set to the
+    tokenizer's, as RewardBench does, so that batches larger than one work."""
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    if getattr(text_config, "pad_token_id", None) is None:
+        text_config.pad_token_id = tokenizer_pad
+        config.pad_token_id = tokenizer_pad
+    pad = getattr(text_config, "pad_token_id", None)
+    return default if pad is None else pad
 
 
 def reward_tensor(out: Any, batch: int, name: str) -> torch.Tensor:

@@ -5,13 +5,15 @@ similar to the GT answer; this kind makes that similarity one more "RM", so it
 can vote or be used alone. The reference of each row is the GT answer under
 ``reference["response"]``; a row without one scores NaN.
 
-* ``cfg.path`` names an encoder (a local directory or hub id, any ``AutoModel``):
-  BERTScore uses its last-layer embeddings, weights (0.25, 0.25, 0.5).
+* ``cfg.path`` names an encoder with its tokenizer (a local directory or hub id that
+  ``AutoModel`` loads; the tiny world writes one to ``<world>/encoder/tiny-bert``):
+  the ``bert-score`` package computes BERTScore from its last layer, weights
+  (0.25, 0.25, 0.5).
 * ``cfg.path`` is None: no embedding model is at hand, so the score is BLEU and
   ROUGE-L only, weights (0.5, 0.5), and a warning says so once per process.
 
-BLEU and ROUGE need the optional extra ``profuser[score]`` (sacrebleu and
-rouge-score); without it loading fails with a UserError naming the extra.
+BLEU, ROUGE and BERTScore need sacrebleu, rouge-score and bert-score (dependencies of
+profuser); without one, loading fails with a UserError naming it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from profuser.advantage.reference import (
     rouge_scores,
 )
 from profuser.config import RewardModelConfig
-from profuser.reward.base import FailureCounter, Prompt, check_rows
+from profuser.reward.base import BaseRewardModel, Rows
 from profuser.reward.hf import check_model_path, load_error
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ class LexicalScorer:
         return self.weights[0] * bleu + self.weights[1] * rouge
 
 
-class ReferenceRewardModel(FailureCounter):
+class ReferenceRewardModel(BaseRewardModel):
     """Similarity of each answer to the row's GT answer (``reference["response"]``).
 
     Args:
@@ -62,48 +64,24 @@ class ReferenceRewardModel(FailureCounter):
     """
 
     def __init__(self, name: str, scorer: ReferenceScorer | LexicalScorer, batch_size: int = 64):
-        self.name = name
+        super().__init__(name, batch_size)
         self.scorer = scorer
-        self.batch_size = batch_size
-        self.failures = 0
 
-    def _score_rows(self, candidates: list[str], refs: list[str]) -> np.ndarray:
-        """Scores of a batch; a batch that raises is retried row by row (NaN where it fails)."""
-        try:
-            return np.asarray(self.scorer.score(candidates, refs), dtype=np.float64)
-        except Exception as exc:  # one odd row must not stop the run
-            log.debug("reward model %r: batch failed (%s); retrying row by row", self.name, exc)
-        out = np.full(len(candidates), np.nan)
-        for i, (c, r) in enumerate(zip(candidates, refs, strict=True)):
-            try:
-                out[i] = float(self.scorer.score([c], [r])[0])
-            except Exception as exc:
-                log.debug("reward model %r: row failed: %s", self.name, exc)
-        return out
+    def score_rows(self, rows: Rows) -> np.ndarray:
+        """``[N]`` similarity to ``references[i]["response"]``; NaN where there is none.
 
-    def score(
-        self,
-        prompts: list[Prompt],
-        answers: list[str],
-        references: list[dict] | None = None,
-    ) -> np.ndarray:
-        """``[N]`` similarity to ``references[i]["response"]``; NaN where there is none."""
-        n = check_rows(prompts, answers, references)
-        scores = np.full(n, np.nan)
-        rows = [
-            i
-            for i in range(n)
-            if answers[i] is not None
-            and references is not None
-            and isinstance(references[i], dict)
-            and isinstance(references[i].get("response"), str)
-        ]
-        for start in range(0, len(rows), self.batch_size):
-            idx = rows[start : start + self.batch_size]
-            scores[idx] = self._score_rows(
-                [str(answers[i]) for i in idx], [references[i]["response"] for i in idx]
-            )
-        return self._record(scores)
+        A batch the scorer fails on is retried row by row (NaN where a row fails).
+        """
+        answers = rows.answers
+        gts = [rows.reference(i).get("response") for i in range(len(answers))]
+        todo = [i for i, gt in enumerate(gts) if answers[i] is not None and isinstance(gt, str)]
+
+        def run(idx: list[int]) -> np.ndarray:
+            return self.scorer.score([str(answers[i]) for i in idx], [gts[i] for i in idx])
+
+        scores = np.full(len(answers), np.nan)
+        self.score_batches(todo, run, scores, rows.errors)
+        return scores
 
 
 def load_reference(
@@ -111,7 +89,7 @@ def load_reference(
 ) -> ReferenceRewardModel:
     """BLEU + ROUGE (+ BERTScore with the encoder at ``cfg.path``, when there is one)."""
     global _warned_fallback
-    # Fail at load time, with the extra's name, when sacrebleu or rouge-score is missing.
+    # Fail at load time, naming the package, when sacrebleu or rouge-score is missing.
     bleu_scores([], [])
     rouge_scores([], [])
     if cfg.path is None:

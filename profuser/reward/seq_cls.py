@@ -18,54 +18,30 @@ from transformers import AutoModelForSequenceClassification
 
 from profuser.config import RewardModelConfig
 from profuser.errors import UserError
-from profuser.reward.hf import (
-    TransformerRewardModel,
-    check_model_path,
-    default_dtype,
-    load_error,
-    load_rm_tokenizer,
-    model_max_length,
-    reward_tensor,
-)
+from profuser.reward.hf import TransformerRewardModel, load_pretrained, reward_tensor
 
 
 class SeqClsRewardModel(TransformerRewardModel):
-    """A sequence-classification model whose one logit is the reward.
+    """A sequence-classification model (``num_labels == 1``) whose one logit is the reward.
 
-    Args:
-        name: the RM's name.
-        model: a loaded ``*ForSequenceClassification`` with ``num_labels == 1``.
-        tokenizer: its tokenizer (chat template and pad token set).
-        device: where the model runs (the model is moved there).
-        batch_size: rows per forward pass.
-        max_length: tokens per row; None = the model's and tokenizer's limit.
+    Takes :class:`~profuser.reward.hf.TransformerRewardModel`'s arguments; a model
+    with more than one output is a UserError.
     """
 
-    def __init__(
-        self,
-        name: str,
-        model: torch.nn.Module,
-        tokenizer,
-        device: torch.device,
-        batch_size: int = 8,
-        max_length: int | None = None,
-    ):
-        config = model.config
-        num_labels = getattr(config, "num_labels", 1)
+    def __init__(self, name: str, model: torch.nn.Module, *args, **kwargs):
+        num_labels = getattr(model.config, "num_labels", 1)
         if num_labels != 1:
             raise UserError(
                 f"reward model {name!r} has {num_labels} outputs (num_labels); a reward model "
                 "needs exactly one"
             )
-        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-        if getattr(text_config, "pad_token_id", None) is None:
-            text_config.pad_token_id = tokenizer.pad_token_id
-            config.pad_token_id = tokenizer.pad_token_id
-        super().__init__(
-            name, tokenizer, device, batch_size, model_max_length(tokenizer, config, max_length)
-        )
-        self.pad_id = text_config.pad_token_id
-        self.model = model.to(device).eval()
+        super().__init__(name, model, *args, **kwargs)
+
+    @classmethod
+    def load_parts(cls, cfg: RewardModelConfig, path: str, device: torch.device) -> tuple:
+        """The model, by ``AutoModelForSequenceClassification``."""
+        auto = AutoModelForSequenceClassification
+        return (load_pretrained(auto, cfg.name, path, "a sequence-classification model", device),)
 
     def rewards(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """``[b, L]`` -> the model's single logit per row ``[b]``."""
@@ -73,19 +49,4 @@ class SeqClsRewardModel(TransformerRewardModel):
         return reward_tensor(out.logits, input_ids.shape[0], self.name)
 
 
-def load_seq_cls(
-    cfg: RewardModelConfig,
-    device: torch.device,
-    batch_size: int = 8,
-    max_length: int | None = None,
-) -> SeqClsRewardModel:
-    """Load ``cfg.path`` with ``AutoModelForSequenceClassification`` and its tokenizer."""
-    path = check_model_path(cfg.path, cfg.name)
-    tok = load_rm_tokenizer(cfg.name, path, cfg.chat_template)
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, dtype=default_dtype(device)
-        )
-    except (OSError, ValueError) as exc:
-        raise load_error(cfg.name, path, "a sequence-classification model", exc) from None
-    return SeqClsRewardModel(cfg.name, model, tok, device, batch_size, max_length)
+load_seq_cls = SeqClsRewardModel.load

@@ -23,14 +23,7 @@ from transformers import AutoModel
 
 from profuser.config import RewardModelConfig
 from profuser.errors import UserError
-from profuser.reward.hf import (
-    TransformerRewardModel,
-    check_model_path,
-    default_dtype,
-    load_error,
-    load_rm_tokenizer,
-    model_max_length,
-)
+from profuser.reward.hf import TransformerRewardModel, load_error, load_pretrained
 
 DEFAULT_HEAD_FILES = (
     "value_head.safetensors",
@@ -158,28 +151,39 @@ class ValueHeadRewardModel(TransformerRewardModel):
         name: the RM's name.
         body: a transformer returning ``last_hidden_state`` ``[b, L, hidden]``.
         head: ``Linear(hidden, 1)``.
-        tokenizer: its tokenizer (chat template and pad token set).
-        device: where the model runs.
-        batch_size: rows per forward pass.
-        max_length: tokens per row; None = the model's and tokenizer's limit.
+        *args, **kwargs: the rest of :class:`~profuser.reward.hf.TransformerRewardModel`'s
+            arguments (tokenizer, device, batch_size, max_length).
     """
 
-    def __init__(
-        self,
-        name: str,
-        body: torch.nn.Module,
-        head: torch.nn.Linear,
-        tokenizer,
-        device: torch.device,
-        batch_size: int = 8,
-        max_length: int | None = None,
-    ):
-        config = getattr(body, "config", None)
-        super().__init__(
-            name, tokenizer, device, batch_size, model_max_length(tokenizer, config, max_length)
-        )
-        self.body = body.to(device).eval()
-        self.head = head.to(device).eval()
+    pad_in_config = False  # the last real token comes from the mask, not from a pad id
+
+    def __init__(self, name: str, body: torch.nn.Module, head: torch.nn.Linear, *args, **kwargs):
+        super().__init__(name, body, *args, **kwargs)
+        self.head = head.to(self.device).eval()
+
+    @classmethod
+    def load_parts(cls, cfg: RewardModelConfig, path: str, device: torch.device) -> tuple:
+        """The body by ``AutoModel`` and the head from its state dict (which may also hold
+        the body's weights)."""
+        file = head_file(cfg, path)
+        body = load_pretrained(AutoModel, cfg.name, path, "the body (AutoModel)", device)
+        try:
+            sd = read_state_dict(file)
+        except UserError:
+            raise
+        except Exception as exc:  # a corrupt or foreign file
+            raise load_error(cfg.name, str(file), "a state dict", exc) from None
+        hidden = body.get_input_embeddings().weight.shape[-1]
+        head = value_head_from(sd, hidden, cfg.name, file)
+        body_sd = body_weights_from(sd, list(body.state_dict()), cfg.name, file)
+        if body_sd is not None:
+            body.load_state_dict(body_sd)
+        return body, head
+
+    @property
+    def body(self) -> torch.nn.Module:
+        """The transformer body (the base class's ``model``)."""
+        return self.model
 
     def rewards(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """``[b, L]`` right-padded -> ``[b]``: the head on each row's last real token."""
@@ -190,29 +194,4 @@ class ValueHeadRewardModel(TransformerRewardModel):
         return self.head(pooled.float()).squeeze(-1)  # [b]
 
 
-def load_value_head(
-    cfg: RewardModelConfig,
-    device: torch.device,
-    batch_size: int = 8,
-    max_length: int | None = None,
-) -> ValueHeadRewardModel:
-    """Load the body with ``AutoModel`` from ``cfg.path`` and the head from its state dict."""
-    path = check_model_path(cfg.path, cfg.name)
-    file = head_file(cfg, path)
-    tok = load_rm_tokenizer(cfg.name, path, cfg.chat_template)
-    try:
-        body = AutoModel.from_pretrained(path, dtype=default_dtype(device))
-    except (OSError, ValueError) as exc:
-        raise load_error(cfg.name, path, "the body (AutoModel)", exc) from None
-    try:
-        sd = read_state_dict(file)
-    except UserError:
-        raise
-    except Exception as exc:  # a corrupt or foreign file
-        raise load_error(cfg.name, str(file), "a state dict", exc) from None
-    hidden = body.get_input_embeddings().weight.shape[-1]
-    head = value_head_from(sd, hidden, cfg.name, file)
-    body_sd = body_weights_from(sd, list(body.state_dict()), cfg.name, file)
-    if body_sd is not None:
-        body.load_state_dict(body_sd)
-    return ValueHeadRewardModel(cfg.name, body, head, tok, device, batch_size, max_length)
+load_value_head = ValueHeadRewardModel.load

@@ -20,6 +20,7 @@ from profuser.models.chat import encode_turn
 from profuser.models.loading import load_tokenizer
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import StoreView, read_data, target_source
+from profuser.stages.contracts import ALIGNED, CHOSEN, DATA_ROWS, SELECTION, TEACHER_STORE
 from profuser.teacher.storage import DistributionReader, DistributionWriter
 
 log = logging.getLogger("profuser")
@@ -37,7 +38,7 @@ def _store_mode(
     """jobs: (row, answer text, source name) -> aligned target rows in ``align/<mode>``."""
     adv = ctx.cfg.advantage
     writer = DistributionWriter(
-        ctx.dir / mode,
+        ctx.path(ALIGNED, mode=mode),
         shard_size=adv.shard_size,
         vocab_size=vocab,
         logprob_format=adv.logprob_format,
@@ -50,7 +51,7 @@ def _store_mode(
         if row["id"] in writer.stored_ids:
             continue
         reader = readers.get(src) or readers.setdefault(
-            src, StoreView(ctx.run_dir / "teacher" / src / teacher_sub)
+            src, StoreView(ctx.path(TEACHER_STORE, source=src, mode=teacher_sub))
         )
         if row["id"] not in reader:
             missing += 1  # the source's logits were not finite or the answer too long: no teacher
@@ -75,7 +76,7 @@ def _store_mode(
         total += len(t_ids)
     writer.close()
     return {
-        "examples": len(DistributionReader(ctx.dir / mode)),
+        "examples": len(DistributionReader(ctx.path(ALIGNED, mode=mode))),
         "no_teacher": missing,
         "aligned_fraction": round(aligned / total, 4) if total else None,
     }
@@ -89,23 +90,26 @@ def _store_mode(
         "advantage.shard_size",
         "target",
         "target_path",
+        "sources",
     ),
     upstream=("data", "teacher", "score"),
+    inputs=(DATA_ROWS, TEACHER_STORE, SELECTION, CHOSEN),
+    outputs=(ALIGNED,),
 )
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg
-    teacher_dir = ctx.upstream("teacher")
-    rows = read_data(ctx.run_dir)
+    ctx.upstream("teacher")
+    rows = read_data(ctx)
     tgt = target_source(cfg)
     target_tok = load_tokenizer(tgt.path, tgt.chat_template, tgt.trust_remote_code)
     toks = {
         s.name: load_tokenizer(s.path, s.chat_template, s.trust_remote_code) for s in cfg.sources
     }
     vocab = len(target_tok)  # target ids past the tokenizer are never teacher candidates
-    winners = {r["id"]: r["winner"] for r in read_rows_file(teacher_dir / "selection.parquet")}
+    winners = {r["id"]: r["winner"] for r in read_rows_file(ctx.path(SELECTION))}
     train_jobs = [(r, r["response"], winners[r["id"]]) for r in rows if winners.get(r["id"])]
     out = {"train_mode": _store_mode(ctx, "train_mode", train_jobs, "gt", toks, target_tok, vocab)}
-    chosen = ctx.run_dir / "score" / "chosen.parquet"
+    chosen = ctx.path(CHOSEN)
     if chosen.is_file():
         picks = {r["id"]: r for r in read_rows_file(chosen) if r["winner"]}
         infer_jobs = [

@@ -7,11 +7,13 @@ from pathlib import Path
 from profuser.config import RunConfig, SourceConfig
 from profuser.io.shards import read_rows_file
 from profuser.models.loading import load_causal_lm, load_tokenizer
+from profuser.pipeline import StageContext
+from profuser.stages.contracts import DATA_ROWS
 
 
-def read_data(run_dir: Path) -> list[dict]:
+def read_data(ctx: StageContext) -> list[dict]:
     """The data stage's rows (id, system, instruction, response, extras)."""
-    return read_rows_file(run_dir / "data" / "train.parquet")
+    return read_rows_file(ctx.path(DATA_ROWS))
 
 
 def open_source(src: SourceConfig):

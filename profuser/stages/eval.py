@@ -36,6 +36,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -47,6 +48,7 @@ from profuser.io import atomic_write_json, read_json
 from profuser.models.loading import load_causal_lm, load_tokenizer
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import target_source
+from profuser.stages.contracts import EVAL_RECORDS, EVAL_SCORES, MERGED, TRAINED
 
 log = logging.getLogger("profuser")
 
@@ -79,8 +81,11 @@ def _found(folder: Path, marker: str) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if (p / marker).is_file())
 
 
-def models_to_evaluate(cfg: RunConfig, run_dir: Path) -> tuple[list[ModelEntry], list[str]]:
+def models_to_evaluate(ctx: StageContext) -> tuple[list[ModelEntry], list[str]]:
     """(models present, expected variants not trained yet)."""
+    cfg = ctx.cfg
+    variants_dir = ctx.path(TRAINED, variant="")
+    merges_dir = ctx.path(MERGED, merge="")
     out = [
         ModelEntry("source", s.name, s.path, s.chat_template, s.dtype, s.trust_remote_code)
         for s in cfg.sources
@@ -93,12 +98,12 @@ def models_to_evaluate(cfg: RunConfig, run_dir: Path) -> tuple[list[ModelEntry],
         )
 
     expected = expected_variants(cfg)
-    trained = _found(run_dir / "train", "final/config.json")
+    trained = _found(variants_dir, "final/config.json")
     order = [v for v in expected if v in trained] + [v for v in trained if v not in expected]
-    out += [trained_model("variant", v, run_dir / "train" / v / "final") for v in order]
+    out += [trained_model("variant", v, ctx.path(TRAINED, variant=v) / "final") for v in order]
     out += [
-        trained_model("merge", m, run_dir / "train" / "merges" / m)
-        for m in _found(run_dir / "train" / "merges", "config.json")
+        trained_model("merge", m, ctx.path(MERGED, merge=m))
+        for m in _found(merges_dir, "config.json")
     ]
     return out, [v for v in expected if v not in trained]
 
@@ -179,23 +184,28 @@ def _row(record: dict) -> dict:
     return {k: record[k] for k in keys}
 
 
-@stage("eval", reads=("eval", "seed", "sources", "target", "target_path"), upstream=("train",))
+@stage(
+    "eval",
+    reads=("eval", "seed", "sources", "target", "target_path", "schedule", "variants"),
+    upstream=("train",),
+    inputs=(TRAINED, MERGED),
+    outputs=(EVAL_RECORDS, EVAL_SCORES),
+)
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg
     if not cfg.eval.tasks:
         raise UserError("eval.tasks is empty; name the benchmarks (e.g. [world_mc, world_gen])")
-    models, missing = models_to_evaluate(cfg, ctx.run_dir)
-    out_dir = ctx.dir / "models"
+    models, missing = models_to_evaluate(ctx)
     index, count = ctx.shard
     for i, entry in enumerate(models):
-        path = out_dir / f"{entry.key}.json"
+        path = ctx.path(EVAL_RECORDS, model=entry.key)
         if i % count != index or path.is_file():
             continue
         log.info("eval %s (%s)", entry.key, entry.path)
         record = cached_or_evaluated(entry, cfg)
         atomic_write_json(path, record)
         log.info("eval %s: average %.4f", entry.key, record["average"])
-    records = [read_json(out_dir / f"{m.key}.json") for m in models]
+    records = [read_json(ctx.path(EVAL_RECORDS, model=m.key)) for m in models]
     summary: dict = {
         "tasks": list(cfg.eval.tasks),
         "models": {m.key: r["average"] for m, r in zip(models, records, strict=True) if r},
@@ -206,7 +216,18 @@ def run(ctx: StageContext) -> dict:
             ", ".join(missing),
         )
         summary["missing_variants"] = missing
-    atomic_write_json(ctx.dir / "scores.json", [_row(r) for r in records if r])
+    atomic_write_json(ctx.path(EVAL_SCORES), [_row(r) for r in records if r])
     if any(r is None for r in records) or missing:
         summary["partial"] = True
     return summary
+
+
+def load_eval_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The eval stage's rows (``eval/scores.json``), each with its per-item scores from
+    ``eval/models/<kind>-<name>.json`` under ``items`` (empty for a record written
+    before items were kept). No eval output: an empty list."""
+    out = []
+    for row in read_json(EVAL_SCORES.under(run_dir)) or []:
+        full = read_json(EVAL_RECORDS.under(run_dir, model=f"{row['kind']}-{row['name']}"))
+        out.append({**row, "items": (full or {}).get("items") or {}})
+    return out

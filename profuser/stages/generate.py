@@ -16,6 +16,7 @@ from profuser.models.chat import end_of_turn_ids, render_prompt
 from profuser.models.loading import load_tokenizer, usable_vocab
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import open_source, read_data
+from profuser.stages.contracts import ANSWERS, DATA_ROWS
 
 log = logging.getLogger("profuser")
 
@@ -80,18 +81,26 @@ def _answer_fn(cfg, src):
     return work
 
 
-@stage("generate", reads=("sources", "seed", "advantage.sampling"), upstream=("data",))
+@stage(
+    "generate",
+    reads=("sources", "seed", "advantage.sampling", "advantage.shard_size"),
+    upstream=("data",),
+    inputs=(DATA_ROWS,),
+    outputs=(ANSWERS,),
+)
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg
     ctx.upstream("data")
-    rows = read_data(ctx.run_dir)
+    rows = read_data(ctx)
     done = True
     summary: dict = {}
     for src in cfg.sources:
         work = _answer_fn(cfg, src)
-        done &= run_shards(ctx.dir / src.name, rows, cfg.advantage.shard_size, work, ctx.shard)
+        done &= run_shards(
+            ctx.path(ANSWERS, source=src.name), rows, cfg.advantage.shard_size, work, ctx.shard
+        )
         del work
-        got = read_rows(ctx.dir / src.name)
+        got = read_rows(ctx.path(ANSWERS, source=src.name))
         summary[src.name] = {
             "answers": len(got),
             "empty": sum(g["empty"] for g in got),

@@ -10,16 +10,13 @@ model's average and the claims' paired differences; see `profuser.report.interva
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
-from profuser.evaluate.items import load_eval_records
 from profuser.io import atomic_write_bytes, atomic_write_json, read_json
 from profuser.io.shards import read_rows, read_rows_file
 from profuser.pipeline import StageContext, stage
 from profuser.report.intervals import intervals_section
 from profuser.report.selection_accuracy import (
-    RULES,
     VERIFIER_THRESHOLD,
     judge_of,
     right_answers,
@@ -30,20 +27,30 @@ from profuser.report.tables import claims, table1, table2, table3, with_average
 from profuser.report.transfer import transfer_table
 from profuser.report.transfer_text import transfer_markdown
 from profuser.stages.common import read_data
+from profuser.stages.contracts import (
+    ANSWERS,
+    CHOSEN,
+    DATA_ROWS,
+    EVAL_RECORDS,
+    EVAL_SCORES,
+    REPORT_FILES,
+    SCORES,
+    SELECTION,
+    TRAINED,
+)
+
+# where each selection rule's winners are: MinCE (training mode) and the RM vote (inference mode)
+RULE_ARTIFACTS = {"min_ce": SELECTION, "rm_vote": CHOSEN}
 
 
-def _summary(run_dir: Path, name: str) -> dict:
-    return (read_json(run_dir / name / "manifest.json") or {}).get("summary") or {}
-
-
-def answer_lengths(run_dir: Path, sources: list[str], top: int = 5) -> dict[str, dict]:
+def answer_lengths(ctx: StageContext, sources: list[str], top: int = 5) -> dict[str, dict]:
     """Mean answer length in words of GT and each source, for the most frequent system messages."""
-    rows = read_data(run_dir)
+    rows = read_data(ctx)
     by_sys: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_sys[r["system"]].append(r)
     answers = {
-        s: {g["id"]: g["answer"] for g in read_rows(run_dir / "generate" / s)} for s in sources
+        s: {g["id"]: g["answer"] for g in read_rows(ctx.path(ANSWERS, source=s))} for s in sources
     }
     out = {}
     for system, group in sorted(by_sys.items(), key=lambda kv: -len(kv[1]))[:top]:
@@ -63,36 +70,47 @@ def answer_lengths(run_dir: Path, sources: list[str], top: int = 5) -> dict[str,
     return out
 
 
-def load_selection_accuracy(run_dir: Path, cfg: Any) -> dict[str, Any] | None:
-    """Selection accuracy of a run directory; None where the score stage's files are missing."""
-    judge = judge_of(cfg)
-    scores_path = run_dir / "score" / "scores.parquet"
-    if judge is None or not scores_path.is_file() or not (run_dir / "data").is_dir():
+def load_selection_accuracy(ctx: StageContext) -> dict[str, Any] | None:
+    """Selection accuracy of the run; None where the score stage's files are missing."""
+    judge = judge_of(ctx.cfg)
+    scores_path = ctx.path(SCORES)
+    if judge is None or not scores_path.is_file() or not ctx.path(DATA_ROWS).is_file():
         return None
     name, verifier = judge
     right = right_answers(read_rows_file(scores_path), name, verifier)
     winners = {
-        rule: {r["id"]: r["winner"] for r in read_rows_file(run_dir / path)}
-        for rule, path in RULES.items()
-        if (run_dir / path).is_file()
+        rule: {r["id"]: r["winner"] for r in read_rows_file(ctx.path(artifact))}
+        for rule, artifact in RULE_ARTIFACTS.items()
+        if ctx.path(artifact).is_file()
     }
     return {
         "judge": name,
         "right_means": f"score > {VERIFIER_THRESHOLD}" if verifier else "highest score of the row",
-        "skills": selection_accuracy(read_data(run_dir), winners, right),
+        "skills": selection_accuracy(read_data(ctx), winners, right),
     }
 
 
 @stage(
     "report",
-    reads=("target", "seed", "reward_models"),
+    reads=("target", "seed", "reward_models", "sources", "name"),
     upstream=("data", "teacher", "score", "train", "eval"),
+    inputs=(DATA_ROWS, ANSWERS, SCORES, CHOSEN, SELECTION, TRAINED, EVAL_RECORDS, EVAL_SCORES),
+    outputs=(REPORT_FILES,),
 )
 def run(ctx: StageContext) -> dict:
     import profuser.report.figures as figures
 
     cfg = ctx.cfg
-    evaluated = load_eval_records(ctx.run_dir)
+    evaluated = [
+        {
+            **row,
+            "items": (
+                read_json(ctx.path(EVAL_RECORDS, model=f"{row['kind']}-{row['name']}")) or {}
+            ).get("items")
+            or {},
+        }
+        for row in read_json(ctx.path(EVAL_SCORES)) or []
+    ]
     models = with_average(
         [
             {
@@ -106,16 +124,16 @@ def run(ctx: StageContext) -> dict:
         ]
     )
     names = [s.name for s in cfg.sources]
-    train_share = _summary(ctx.run_dir, "teacher").get("win_share", {})
-    infer_share = _summary(ctx.run_dir, "score").get("win_share", {})
-    lengths = answer_lengths(ctx.run_dir, names) if (ctx.run_dir / "generate").is_dir() else {}
+    train_share = ctx.summary_of("teacher").get("win_share", {})
+    infer_share = ctx.summary_of("score").get("win_share", {})
+    lengths = answer_lengths(ctx, names) if ctx.path(ANSWERS, source="").is_dir() else {}
     transfer = transfer_table(evaluated, cfg.target) or {}
-    accuracy = load_selection_accuracy(ctx.run_dir, cfg)
+    accuracy = load_selection_accuracy(ctx)
     if accuracy:
         transfer["selection_accuracy"] = accuracy
     intervals, diffs = intervals_section(evaluated, cfg.target)
     atomic_write_json(
-        ctx.dir / "results.json",
+        ctx.path(REPORT_FILES, file="results.json"),
         {
             "run": cfg.name,
             "seed": cfg.seed,
@@ -128,17 +146,19 @@ def run(ctx: StageContext) -> dict:
     )
     figs = []
     if train_share:
-        figures.win_share_figure(train_share, infer_share, ctx.dir / "fig1a_win_share.png")
+        figures.win_share_figure(
+            train_share, infer_share, ctx.path(REPORT_FILES, file="fig1a_win_share.png")
+        )
         figs.append("fig1a_win_share.png")
     if lengths:
-        figures.length_figure(lengths, ctx.dir / "fig1b_answer_length.png")
+        figures.length_figure(lengths, ctx.path(REPORT_FILES, file="fig1b_answer_length.png"))
         figs.append("fig1b_answer_length.png")
     if transfer.get("tasks"):
-        figures.transfer_figure(transfer, ctx.dir / "fig_transfer.png")
+        figures.transfer_figure(transfer, ctx.path(REPORT_FILES, file="fig_transfer.png"))
         figs.append("fig_transfer.png")
-    logs = {p.parent.name: p for p in sorted((ctx.run_dir / "train").glob("*/log.csv"))}
+    logs = {p.parent.name: p for p in sorted(ctx.path(TRAINED, variant="").glob("*/log.csv"))}
     if logs:
-        figures.loss_figure(logs, ctx.dir / "train_loss.png")
+        figures.loss_figure(logs, ctx.path(REPORT_FILES, file="train_loss.png"))
         figs.append("train_loss.png")
     lines = [f"# ProFuser run `{cfg.name}` (seed {cfg.seed})", ""]
     lines += ["## Table 1: sources and fusion strategies", "", table1(models, cfg.target), ""]
@@ -158,5 +178,5 @@ def run(ctx: StageContext) -> dict:
     ]
     lines += transfer_markdown(transfer)
     lines += ["## Figures", "", *[f"![{f}]({f})" for f in figs], ""]
-    atomic_write_bytes(ctx.dir / "report.md", "\n".join(lines).encode())
+    atomic_write_bytes(ctx.path(REPORT_FILES, file="report.md"), "\n".join(lines).encode())
     return {"models": len(models), "figures": len(figs)}

@@ -20,6 +20,7 @@ from profuser.io.shards import read_rows, run_shards, write_rows
 from profuser.pipeline import StageContext, stage
 from profuser.reward import load_reward_model
 from profuser.stages.common import read_data
+from profuser.stages.contracts import ANSWERS, CHOSEN, DATA_ROWS, RM_SCORES, SCORES
 
 log = logging.getLogger("profuser")
 
@@ -38,8 +39,16 @@ def rule_column(cfg) -> int:
 
 @stage(
     "score",
-    reads=("reward_models", "advantage.inference_rule", "advantage.shard_size"),
+    reads=(
+        "reward_models",
+        "advantage.inference_rule",
+        "advantage.shard_size",
+        "sources",
+        "target",
+    ),
     upstream=("data", "generate"),
+    inputs=(DATA_ROWS, ANSWERS),
+    outputs=(RM_SCORES, SCORES, CHOSEN),
 )
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg
@@ -47,9 +56,9 @@ def run(ctx: StageContext) -> dict:
         log.info("score: no reward models configured; inference mode is off")
         return {"reward_models": 0}
     ctx.upstream("generate")
-    rows = read_data(ctx.run_dir)
+    rows = read_data(ctx)
     names = [s.name for s in cfg.sources]
-    answers = {n: {g["id"]: g for g in read_rows(ctx.run_dir / "generate" / n)} for n in names}
+    answers = {n: {g["id"]: g for g in read_rows(ctx.path(ANSWERS, source=n))} for n in names}
     jobs = [(r, n) for r in rows for n in names]  # one (example, source) pair per job
     done, failures = True, {}
     for rm_cfg in cfg.reward_models:
@@ -73,7 +82,11 @@ def run(ctx: StageContext) -> dict:
             ]
 
         done &= run_shards(
-            ctx.dir / rm_cfg.name, jobs, cfg.advantage.shard_size * len(names), work, ctx.shard
+            ctx.path(RM_SCORES, reward_model=rm_cfg.name),
+            jobs,
+            cfg.advantage.shard_size * len(names),
+            work,
+            ctx.shard,
         )
         failures[rm_cfg.name] = int(getattr(rm, "failures", 0))
         del rm
@@ -83,7 +96,7 @@ def run(ctx: StageContext) -> dict:
     scores = np.full((N, K, R), np.nan)
     pos = {r["id"]: i for i, r in enumerate(rows)}
     for j, rm_cfg in enumerate(cfg.reward_models):
-        for s in read_rows(ctx.dir / rm_cfg.name):
+        for s in read_rows(ctx.path(RM_SCORES, reward_model=rm_cfg.name)):
             scores[pos[s["id"]], names.index(s["source"]), j] = s["score"]
     column = rule_column(cfg)
     sel = get_inference_rule(cfg.advantage.inference_rule)(scores, column)
@@ -96,7 +109,7 @@ def run(ctx: StageContext) -> dict:
         for i, r in enumerate(rows)
         for k, n in enumerate(names)
     ]
-    write_rows(ctx.dir / "scores.parquet", long_rows)
+    write_rows(ctx.path(SCORES), long_rows)
     t = names.index(cfg.target) if cfg.target in names else None
     chosen = []
     for i, r in enumerate(rows):
@@ -109,7 +122,7 @@ def run(ctx: StageContext) -> dict:
                 "target_score": float(scores[i, t, column]) if t is not None else float("nan"),
             }
         )
-    write_rows(ctx.dir / "chosen.parquet", chosen)
+    write_rows(ctx.path(CHOSEN), chosen)
     share = win_share(sel.winner, K)
     no_valid = int((sel.winner < 0).sum())
     if no_valid:

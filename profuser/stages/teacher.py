@@ -25,6 +25,7 @@ from profuser.models.chat import encode_turn
 from profuser.models.loading import usable_vocab
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import StoreView, open_source, part_dir, parts_complete, read_data
+from profuser.stages.contracts import CHOSEN, DATA_ROWS, SELECTION, TEACHER_STORE
 from profuser.teacher.forcing import ForcedItem, teacher_force
 from profuser.teacher.storage import DistributionWriter
 
@@ -44,7 +45,7 @@ def _store(
     adv, max_len = ctx.cfg.advantage, ctx.cfg.train.max_length
     vocab = usable_vocab(model, tok)
     writer = DistributionWriter(
-        part_dir(ctx.dir / src_name / mode, ctx.shard),
+        part_dir(ctx.path(TEACHER_STORE, source=src_name, mode=mode), ctx.shard),
         shard_size=adv.shard_size,
         vocab_size=vocab,
         logprob_format=adv.logprob_format,
@@ -110,9 +111,9 @@ def _store(
     return counts
 
 
-def _inference_answers(run_dir: Path) -> dict[str, dict[str, str]]:
+def _inference_answers(ctx: StageContext) -> dict[str, dict[str, str]]:
     """source -> {id: answer} for the answers the score stage chose (empty without it)."""
-    chosen = run_dir / "score" / "chosen.parquet"
+    chosen = ctx.path(CHOSEN)
     if not chosen.is_file():
         return {}
     out: dict[str, dict[str, str]] = {}
@@ -122,14 +123,15 @@ def _inference_answers(run_dir: Path) -> dict[str, dict[str, str]]:
     return out
 
 
-def ce_table(ctx_dir: Path, source_names: list[str], ids: list[str]) -> dict[str, np.ndarray]:
-    """[N, K] CE, token counts and bytes from the sources' GT stores (NaN where missing)."""
-    ce = np.full((len(ids), len(source_names)), np.nan)
+def ce_table(stores: dict[str, Path], ids: list[str]) -> dict[str, np.ndarray]:
+    """[N, K] CE, token counts and bytes from the sources' GT stores (source -> store folder,
+    in source order; NaN where missing)."""
+    ce = np.full((len(ids), len(stores)), np.nan)
     ntok = np.zeros_like(ce)
     nbytes = np.zeros(len(ids))
     pos = {eid: i for i, eid in enumerate(ids)}
-    for k, name in enumerate(source_names):
-        for rec in StoreView(ctx_dir / name / "gt"):
+    for k, store in enumerate(stores.values()):
+        for rec in StoreView(store):
             i = pos[rec.example_id]
             ce[i, k] = rec.scalars["ce"]
             ntok[i, k] = rec.scalars["n_tokens"]
@@ -147,15 +149,18 @@ def ce_table(ctx_dir: Path, source_names: list[str], ids: list[str]) -> dict[str
         "advantage.training_rule",
         "advantage.logprob_format",
         "advantage.shard_size",
+        "advantage.batch_tokens",
         "train.max_length",
     ),
     upstream=("data", "score"),
+    inputs=(DATA_ROWS, CHOSEN),
+    outputs=(TEACHER_STORE, SELECTION),
 )
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg
     ctx.upstream("data")
-    rows = read_data(ctx.run_dir)
-    own = _inference_answers(ctx.run_dir)
+    rows = read_data(ctx)
+    own = _inference_answers(ctx)
     counts: dict[str, dict] = {}
     for src in cfg.sources:
         tok, model = open_source(src)
@@ -166,13 +171,16 @@ def run(ctx: StageContext) -> dict:
                 ctx, model, tok, src.name, "own", rows, own[src.name]
             )
         del model
-    stores = [ctx.dir / s.name / "gt" for s in cfg.sources]
-    stores += [ctx.dir / s.name / "own" for s in cfg.sources if own.get(s.name)]
+    gt_stores = {s.name: ctx.path(TEACHER_STORE, source=s.name, mode="gt") for s in cfg.sources}
+    stores = list(gt_stores.values())
+    stores += [
+        ctx.path(TEACHER_STORE, source=s.name, mode="own") for s in cfg.sources if own.get(s.name)
+    ]
     if not all(parts_complete(d, ctx.shard[1]) for d in stores):
         return {"partial": True, "counts": counts}  # other processes' parts are still running
     names = [s.name for s in cfg.sources]
     ids = [r["id"] for r in rows]
-    table = ce_table(ctx.dir, names, ids)
+    table = ce_table(gt_stores, ids)
     rule = get_training_rule(cfg.advantage.training_rule)
     sel = rule(table["ce"], num_bytes=table["n_bytes"], token_counts=table["n_tokens"])
     per_byte = table["ce"] * table["n_tokens"] / np.maximum(table["n_bytes"], 1)[:, None]
@@ -185,7 +193,7 @@ def run(ctx: StageContext) -> dict:
             row[f"ce_per_byte/{name}"] = float(per_byte[i, k])
             row[f"weight/{name}"] = float(sel.weights[i, k])
         out.append(row)
-    write_rows(ctx.dir / "selection.parquet", out)
+    write_rows(ctx.path(SELECTION), out)
     share = win_share(sel.winner, len(names))
     share_byte = win_share(
         get_training_rule("min_ce_per_byte")(

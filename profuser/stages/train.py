@@ -23,6 +23,7 @@ from profuser.io.shards import read_rows_file
 from profuser.models.loading import load_causal_lm, load_tokenizer
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import read_data, target_source
+from profuser.stages.contracts import ALIGNED, CHOSEN, DATA_ROWS, MERGED, STALE, TRAINED
 from profuser.teacher.storage import DistributionReader
 from profuser.train.examples import FusionExample, make_sequence
 from profuser.train.loop import train_fusion
@@ -55,19 +56,11 @@ def _teacher(reader: DistributionReader | None, eid: str):
 
 def build_examples(ctx: StageContext, tok) -> list[FusionExample]:
     """Both modes of every example in the target's tokens, with aligned teachers."""
-    rows = read_data(ctx.run_dir)
-    align_dir = ctx.run_dir / "align"
-    train_r = (
-        DistributionReader(align_dir / "train_mode")
-        if (align_dir / "train_mode").is_dir()
-        else None
-    )
-    infer_r = (
-        DistributionReader(align_dir / "infer_mode")
-        if (align_dir / "infer_mode").is_dir()
-        else None
-    )
-    chosen_path = ctx.run_dir / "score" / "chosen.parquet"
+    rows = read_data(ctx)
+    train_dir, infer_dir = (ctx.path(ALIGNED, mode=m) for m in ("train_mode", "infer_mode"))
+    train_r = DistributionReader(train_dir) if train_dir.is_dir() else None
+    infer_r = DistributionReader(infer_dir) if infer_dir.is_dir() else None
+    chosen_path = ctx.path(CHOSEN)
     chosen = {r["id"]: r for r in read_rows_file(chosen_path)} if chosen_path.is_file() else {}
     out = []
     for r in rows:
@@ -100,10 +93,7 @@ VARIANT_READS = ("train", "seed", "target", "target_path", "advantage.top_k")
 def variant_key(ctx: StageContext, phases: list[Phase]) -> str:
     """What one trained variant depends on: its phases, `VARIANT_READS`, and the data and
     align stages' fingerprints (which chain everything upstream)."""
-    upstream = [
-        (read_json(ctx.run_dir / n / "manifest.json") or {}).get("fingerprint")
-        for n in ("data", "align")
-    ]
+    upstream = [ctx.manifest_of(n).get("fingerprint") for n in ("data", "align")]
     blob = json.dumps(
         [
             ctx.cfg.fingerprint(*VARIANT_READS),
@@ -117,11 +107,13 @@ def variant_key(ctx: StageContext, phases: list[Phase]) -> str:
 
 def reuse_trained(ctx: StageContext, name: str, key: str) -> bool:
     """Move back a finished ``name`` trained under ``key`` from earlier outputs of this stage."""
-    for old in sorted((ctx.run_dir / ".stale").glob(f"train-*/{name}")):
+    for old in sorted(
+        ctx.path(STALE, stage="train", fingerprint="*").parent.glob(f"train-*/{name}")
+    ):
         if (old / "final" / "config.json").is_file() and (
             read_json(old / "variant.json") or {}
         ).get("key") == key:
-            shutil.move(str(old), str(ctx.dir / name))
+            shutil.move(str(old), str(ctx.path(TRAINED, variant=name)))
             log.info("train %s: same phases, settings and data as before; reused %s", name, old)
             return True
     return False
@@ -138,8 +130,11 @@ def reuse_trained(ctx: StageContext, name: str, key: str) -> bool:
         "target",
         "target_path",
         "advantage.top_k",
+        "sources",
     ),
     upstream=("data", "align"),
+    inputs=(DATA_ROWS, ALIGNED, CHOSEN, STALE),
+    outputs=(TRAINED, MERGED),
 )
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg
@@ -153,7 +148,7 @@ def run(ctx: StageContext) -> dict:
         for phase in phases:
             phase_pool(examples, phase)
     for name, phases in schedules.items():
-        out = ctx.dir / name
+        out = ctx.path(TRAINED, variant=name)
         key = variant_key(ctx, phases)
         if (out / "final" / "config.json").is_file() or reuse_trained(ctx, name, key):
             summary["variants"][name] = {"done": True}
@@ -193,11 +188,11 @@ def run_merges(ctx: StageContext) -> list[str]:
     done = []
     for m in ctx.cfg.merges:
         name = m.name or m.method
-        out = ctx.dir / "merges" / name
+        out = ctx.path(MERGED, merge=name)
         if not (out / "config.json").is_file():
             merge_models(
                 m.method,
-                ctx.dir / m.variant / "final",
+                ctx.path(TRAINED, variant=m.variant) / "final",
                 paths[m.source],
                 out,
                 base=m.base,

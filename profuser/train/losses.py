@@ -1,4 +1,4 @@
-"""Fusion losses on the teachers' sparse top-k support (paper eq. 4-5; DESIGN.md section 3).
+"""Fusion losses on the teachers' sparse top-k support (the ProFuser paper, section 3, eq. 4-5).
 
 Every tensor handed to these functions is *aligned to the logits*: index ``j`` on the sequence
 axis holds what ``logits[:, j]`` should predict (the next token, its teacher's top-k ids and

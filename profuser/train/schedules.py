@@ -180,27 +180,12 @@ def _curriculum(key: Order) -> list[Phase]:
     # inference-mode phase sees the easy half, the co-fusion phase the hard half. Losses are
     # ProFuser's. Epochs count passes over a half, so 2 + 4 half-epochs give ProFuser's budget
     # of 1 + 2 full epochs (same optimizer steps, a fair comparison in Table 2).
+    halves = (("easy_infer", 2, "easy_half"), ("hard_co_fuse", 4, "hard_half"))
     return [
-        Phase(
-            name="easy_infer",
-            epochs=2,
-            w1=1.0,
-            w2=0.0,
-            lam=0.1,
-            beta=0.0,
-            subset="easy_half",
-            order=key,
-        ),
-        Phase(
-            name="hard_co_fuse",
-            epochs=4,
-            w1=0.1,
-            w2=1.0,
-            lam=0.5,
-            beta=0.5,
-            subset="hard_half",
-            order=key,
-        ),
+        Phase.model_validate(
+            {**p.model_dump(), "name": name, "epochs": epochs, "subset": subset, "order": key}
+        )
+        for p, (name, epochs, subset) in zip(_profuser(), halves, strict=True)
     ]
 
 

@@ -1,5 +1,5 @@
 """The tiny world: four small heterogeneous sources, a reward model and skill benchmarks,
-built and trained here, offline (``profuser world``; DESIGN in docs/architecture.md).
+built and trained here, offline (``profuser world``; how it plugs in: docs/architecture.md).
 
 Importing this package plugs the world into the library through the registries any
 plugin uses: the ``world:`` path scheme, the ``verifier`` reward-model kind, the

@@ -1,5 +1,9 @@
 """Build the tiny world: data, three kinds of tokenizer, four small source models.
 
+Beside them: the world's reward model (``reward/tiny-rm``) and a tiny BERTScore encoder
+(``encoder/tiny-bert``, :mod:`profuser.world.encoder`; outside the spec, added to a cached
+world that lacks it).
+
 Everything is seeded and saved with `save_pretrained`; the pipeline loads it
 back only through the Auto classes, exactly as it loads 7B models. A world is
 built once per spec and cached (``PROFUSER_CACHE`` or ``~/.cache/profuser``).
@@ -32,6 +36,7 @@ from transformers import (
 from profuser.models.chat import encode_turn
 from profuser.models.chat_templates import get_chat_template
 from profuser.train.determinism import reproducible_attention
+from profuser.world.encoder import ensure_encoder
 from profuser.world.reward import train_world_reward_model
 from profuser.world.skills import SKILLS, WorldExample, generate_examples, split_world
 from profuser.world.tokenizers import build_tokenizer
@@ -237,6 +242,7 @@ def build_world(
     root = root or cache_root()
     final = root / f"world-{spec.key()}"
     if (final / "world.json").is_file():
+        ensure_encoder(final)  # a world built before the encoder existed gets it added
         return final
     tmp = root / f".world-{spec.key()}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -283,4 +289,5 @@ def build_world(
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
+    ensure_encoder(final)
     return final

@@ -7,9 +7,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from profuser.config import RunConfig, resolve_paths
+from profuser.config import RunConfig
 from profuser.errors import ConfigError
-from profuser.paths import PathScheme
+from profuser.paths import PathScheme, resolve_paths
 
 log = logging.getLogger("profuser")
 SCHEME = "world"

@@ -14,36 +14,30 @@ from __future__ import annotations
 import numpy as np
 
 from profuser.config import RewardModelConfig
-from profuser.reward.base import FailureCounter, Prompt, check_rows
+from profuser.reward.base import BaseRewardModel, Rows
 from profuser.world.answers import is_correct
 
 
-class VerifierRewardModel(FailureCounter):
+class VerifierRewardModel(BaseRewardModel):
     """Exact-match verifier against ``reference["answer"]``."""
 
-    def __init__(self, name: str = "verifier"):
-        self.name = name
-        self.failures = 0
+    failure_note = "had no reference answer to check against"
 
-    def score(
-        self,
-        prompts: list[Prompt],
-        answers: list[str],
-        references: list[dict] | None = None,
-    ) -> np.ndarray:
+    def __init__(self, name: str = "verifier"):
+        super().__init__(name)
+
+    def score_rows(self, rows: Rows) -> np.ndarray:
         """``[N]``: 1.0 correct, 0.0 wrong, NaN where there is nothing to check against."""
-        n = check_rows(prompts, answers, references)
-        scores = np.full(n, np.nan)
-        for i, answer in enumerate(answers):
-            ref = references[i] if references is not None else None
-            gold = ref.get("answer") if isinstance(ref, dict) else None
+        scores = np.full(len(rows.answers), np.nan)
+        for i, answer in enumerate(rows.answers):
+            gold = rows.reference(i).get("answer")
             if gold is None or answer is None:
                 continue
             try:
                 scores[i] = 1.0 if is_correct(str(answer), str(gold)) else 0.0
             except Exception:  # one odd row must not stop the run
                 continue
-        return self._record(scores, "had no reference answer to check against")
+        return scores
 
 
 def load_verifier(cfg: RewardModelConfig, device=None, **_: object) -> VerifierRewardModel:

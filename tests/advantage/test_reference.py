@@ -1,4 +1,5 @@
-"""Reference scorer: BLEU/ROUGE match the libraries, BERTScore on a tiny random BERT."""
+"""Reference scorer: BLEU/ROUGE match the libraries; BERTScore (the bert-score package) on
+the tiny world's kind of encoder, a seeded random BERT, has BERTScore's properties."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
 pytest.importorskip("sacrebleu")
 pytest.importorskip("rouge_score")
@@ -26,6 +26,7 @@ from profuser.advantage.reference import (  # noqa: E402
     rouge_scores,
 )
 from profuser.advantage.selection import get_inference_rule  # noqa: E402
+from profuser.world.encoder import save_encoder  # noqa: E402
 
 WORDS = (
     "the a cat dog sat on mat ran in park paris is capital of france answer "
@@ -41,40 +42,9 @@ PAIRS = [
 
 @pytest.fixture(scope="module")
 def bert_dir(tmp_path_factory) -> str:
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab = {tok: i for i, tok in enumerate(specials + sorted(set(WORDS)) + ["##s"])}
-    core = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    core.normalizer = normalizers.BertNormalizer(lowercase=True)
-    core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    core.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
-    )
-    tokenizer = BertTokenizerFast(
-        tokenizer_object=core,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    path = tmp_path_factory.mktemp("tiny-bert")
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    """The tiny world's kind of BERTScore encoder (seeded random BERT), trained on WORDS."""
+    texts = [" ".join(WORDS), *(t for pair in PAIRS for t in pair)]
+    return str(save_encoder(tmp_path_factory.mktemp("tiny-bert"), texts))
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +61,7 @@ def test_bleu_and_rouge_match_libraries():
     np.testing.assert_allclose(rouge_scores(cands, refs), expected_rouge)
 
 
-def test_bertscore_identical_is_one_and_symmetric(scorer):
+def test_bertscore_identical_is_one_symmetric_bounded(scorer):
     bert = scorer.bert
     same = bert.score(["the cat sat on the mat", "paris"], ["the cat sat on the mat", "paris"])
     np.testing.assert_allclose(same, 1.0, atol=1e-5)
@@ -100,6 +70,15 @@ def test_bertscore_identical_is_one_and_symmetric(scorer):
     np.testing.assert_allclose(forward, backward, atol=1e-6)
     assert forward[0] < 1 - 1e-3
     assert bert.score([""], ["the cat"]).tolist() == [0.0]
+    cands, refs = zip(*PAIRS, strict=True)
+    every = bert.score(cands, refs)
+    assert ((every >= 0) & (every <= 1 + 1e-6)).all()
+
+
+def test_bertscore_unrelated_scores_lower(scorer):
+    ref = "paris is the capital of france"
+    close, far = scorer.bert.score(["the capital of france is paris", "two plus three"], [ref] * 2)
+    assert 1 - 1e-5 > close > far
 
 
 def test_bertscore_batching_does_not_change_scores(bert_dir):
@@ -132,7 +111,7 @@ def test_score_candidates_feeds_reference_rule(scorer):
     assert get_inference_rule("reference")(table, 0).winner.tolist() == [1, -1]
 
 
-def test_missing_extra_names_it(monkeypatch):
+def test_missing_dependency_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "sacrebleu", None)
-    with pytest.raises(MissingExtraError, match=r"profuser\[score\]"):
+    with pytest.raises(MissingExtraError, match=r"pip install sacrebleu"):
         bleu_scores(["a"], ["a"])

@@ -57,12 +57,13 @@ def test_aggregate_mean_and_std_over_seeds() -> None:
 def test_studies_reuse_only_the_main_runs_stages_with_their_own_fingerprint(
     tmp_path: Path,
 ) -> None:
+    from profuser.configs import config_path
     from profuser.demo.runs import SHARED_STAGES, _config, share_upstream
     from profuser.io import atomic_write_json, read_json
     from profuser.pipeline import fingerprints, load_stages
 
     load_stages()
-    cfg_path = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+    cfg_path = config_path("demo")
     main_fps = fingerprints(_config(cfg_path, ["seed=0"], None))
     main = tmp_path / "seed-0"
     for name in SHARED_STAGES:

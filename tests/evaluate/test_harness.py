@@ -178,7 +178,9 @@ def test_paper_tasks_map_to_known_lm_eval_tasks_and_metrics() -> None:
     import yaml
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    paper = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
+    from profuser.configs import config_path
+
+    paper = yaml.safe_load(config_path("paper").read_text())
     assert set(paper["eval"]["tasks"]) == set(PAPER_TASKS)
     index = task_manager(True).task_index
     shots = {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from profuser.evaluate.items import item_scores, leaf_tasks, load_eval_records, split_metric
+from profuser.evaluate.items import item_scores, leaf_tasks, split_metric
 from profuser.io import atomic_write_json
+from profuser.stages.eval import load_eval_records
 
 
 def _sample(doc_id: int, filt: str = "none", **metrics: object) -> dict:

@@ -15,6 +15,7 @@ import torch  # noqa: E402
 
 from profuser.errors import UserError  # noqa: E402
 from profuser.evaluate.merging import MERGE_METHODS, merge_models  # noqa: E402
+from tests.tiny import TINY_DECODER
 
 needs_mergekit = pytest.mark.skipif(
     __import__("importlib").util.find_spec("mergekit") is None,
@@ -30,10 +31,7 @@ def _save_llama(path: Path, tok, seed: int, **overrides) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     kwargs = dict(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+        TINY_DECODER,
         num_key_value_heads=4,
         vocab_size=len(tok),
         max_position_embeddings=64,

@@ -6,6 +6,7 @@ from transformers import LlamaForCausalLM, MistralConfig, MistralForCausalLM, Mp
 from profuser.generate.engine import generate
 from profuser.generate.model_probe import has_sliding_window, prefix_sharing_exact, seating_exact
 from profuser.models.loading import load_causal_lm
+from tests.tiny import TINY_DECODER
 from tests.world_prompts import prompt_ids, sampling, world_prompts
 
 
@@ -33,11 +34,7 @@ def _tiny_mistral(directory: Path, window: int) -> MistralForCausalLM:
     torch.manual_seed(0)
     config = MistralConfig(
         vocab_size=120,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **TINY_DECODER,
         sliding_window=window,
     )
     MistralForCausalLM(config).save_pretrained(directory)

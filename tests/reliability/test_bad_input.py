@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from profuser.cli import main
+from profuser.errors import UserError
 from profuser.io import read_json
 from tests.stages.test_end_to_end import _config
 
@@ -73,10 +74,17 @@ def test_tokenizer_without_chat_template(tmp_path: Path, mini_world: Path, capsy
     (model / "chat_template.jinja").unlink(missing_ok=True)
     cfg = _config(mini_world, tmp_path)
     _edit(cfg, lambda t: t["sources"][3].update(path=str(model)))
-    assert main(["run", str(cfg), "--out", str(tmp_path / "r"), "--stage", "data"]) == 0
-    assert main(["run", str(cfg), "--out", str(tmp_path / "r"), "--stage", "generate"]) == 2
+    # refused before any work, naming the field to set
+    assert main(["run", str(cfg), "--out", str(tmp_path / "r"), "--stage", "data"]) == 2
     msg = _err(capsys)
-    assert "no chat template" in msg and "chat_template" in msg
+    assert "sources.3.chat_template" in msg and not (tmp_path / "r").exists()
+    # a stage that opens the tokenizer says so too (the files can change after the check)
+    from profuser.config import load_config
+    from profuser.pipeline import run_pipeline
+
+    run_pipeline(load_config(cfg), tmp_path / "r2", only="data")
+    with pytest.raises(UserError, match="chat template"):
+        run_pipeline(load_config(cfg), tmp_path / "r2", only="generate")
 
 
 def test_stage_out_of_order(tmp_path: Path, mini_world: Path, capsys) -> None:
@@ -148,5 +156,11 @@ def test_unreadable_dataset_file(tmp_path: Path, mini_world: Path, capsys) -> No
     cfg = _config(mini_world, tmp_path)
     _edit(cfg, lambda t: t["dataset"].update(path=str(unreadable)))
     assert main(["run", str(cfg), "--out", str(tmp_path / "r")]) == 2
-    msg = _err(capsys)
-    assert "data.jsonl" in msg and "cannot read" in msg
+    msg = _err(capsys)  # refused before any work by the config check
+    assert "`dataset.path`" in msg and "data.jsonl" in msg and "is a directory" in msg
+    # and the data stage, reading it, says it cannot (the file may change after the check)
+    from profuser.config import load_config
+    from profuser.pipeline import run_pipeline
+
+    with pytest.raises(UserError, match="cannot read"):
+        run_pipeline(load_config(cfg), tmp_path / "r2", only="data")

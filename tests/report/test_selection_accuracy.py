@@ -10,7 +10,9 @@ import pytest
 
 from profuser.config import load_config
 from profuser.io.shards import write_rows
+from profuser.pipeline import StageContext, load_stages
 from profuser.report.selection_accuracy import right_answers, selection_accuracy
+from profuser.stages.contracts import ConfigView
 from profuser.stages.report import load_selection_accuracy
 
 SOURCES = ["t", "a", "b"]
@@ -98,7 +100,14 @@ def test_from_run_files(tmp_path: Path) -> None:
             ],
         }
     )
-    got = load_selection_accuracy(run, cfg)
+    report = load_stages()["report"]
+
+    def ctx(run_dir: Path) -> StageContext:
+        return StageContext(
+            ConfigView(cfg, report.reads, "report"), run_dir, "report", "fp", stage=report
+        )
+
+    got = load_selection_accuracy(ctx(run))
     assert got["judge"] == "verifier" and "0.5" in got["right_means"]
     assert got["skills"]["all"] == {"rows": 4, "min_ce": 0.5, "rm_vote": 0.75, "any_right": 0.75}
-    assert load_selection_accuracy(tmp_path / "empty", cfg) is None
+    assert load_selection_accuracy(ctx(tmp_path / "empty")) is None

@@ -16,6 +16,7 @@ from profuser.errors import UserError
 from profuser.reward import CustomCodeRewardModel, load_reward_model
 from profuser.reward.hf import reward_tensor
 from tests.reward.helpers import POISON, make_tokenizer, poison_rows, prompts_answers, save_dir
+from tests.tiny import TINY_DECODER
 
 # Eurus-RM-7b's structure: a decoder body, a linear regression head, and a forward that
 # returns the reward at each row's last real token, [batch, 1].
@@ -66,11 +67,7 @@ def eurus_dir(tmp_path_factory, world_texts):
     torch.manual_seed(1)
     cfg = mod.TinyEurusConfig(
         vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **TINY_DECODER,
         max_position_embeddings=256,
         pad_token_id=tok.pad_token_id,
     )

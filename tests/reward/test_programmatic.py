@@ -7,16 +7,12 @@ import sys
 
 import numpy as np
 import pytest
-import torch
-from transformers import BertConfig, BertModel
 
 from profuser.advantage.reference import ReferenceScorer, bleu_scores, rouge_scores
 from profuser.config import RewardModelConfig
 from profuser.errors import UserError
 from profuser.reward import LexicalScorer, RewardModel, load_reward_model
 from profuser.reward import reference as reference_kind
-from profuser.world.tokenizers import build_tokenizer
-from tests.reward.helpers import save_dir
 
 pytest.importorskip("sacrebleu")
 pytest.importorskip("rouge_score")
@@ -63,26 +59,21 @@ def test_reference_without_embedding_model_is_bleu_rouge(examples, caplog, monke
     assert np.isnan(got[4]) and np.isfinite(got[5]) and rm.failures == 1
 
 
-def test_reference_with_bertscore_encoder(tmp_path, world_texts, examples):
-    tok = build_tokenizer("wordpiece", world_texts, 300)
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=256,
-        pad_token_id=tok.pad_token_id,
-    )
-    path = save_dir(tmp_path / "bert", BertModel(cfg), tok)
+def test_reference_with_the_worlds_encoder(mini_world, tmp_path, examples):
+    path = mini_world / "encoder" / "tiny-bert"
     rm = load_reward_model(RewardModelConfig(name="ref", kind="reference", path=str(path)))
     assert isinstance(rm.scorer, ReferenceScorer) and rm.scorer.weights == (0.25, 0.25, 0.5)
     prompts = [(e.system, e.instruction) for e in examples]
-    answers = [e.short for e in examples]
     gts = [e.response for e in examples]
+    answers = [gts[0], examples[1].short, gts[1], "", *[e.short for e in examples[4:]]]
     got = rm.score(prompts, answers, refs_of(examples))
-    np.testing.assert_allclose(got, ReferenceScorer(str(path)).score(answers, gts), atol=1e-6)
+    assert np.isfinite(got).all() and rm.failures == 0
+    assert ((got >= 0) & (got <= 1 + 1e-6)).all()
+    assert got[0] == pytest.approx(1.0, abs=1e-5)  # the GT answer itself
+    assert got[1] < got[0] and got[2] > got[1] and got[3] == 0.0
+    lexical = 0.25 * bleu_scores(answers, gts) + 0.25 * rouge_scores(answers, gts)
+    bert = (got - lexical) / 0.5  # the BERTScore part, by the weights
+    assert ((bert >= 0) & (bert <= 1 + 1e-6)).all() and bert[0] == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(UserError, match="not found"):
         load_reward_model(RewardModelConfig(name="ref", kind="reference", path=str(tmp_path / "x")))
 
@@ -105,5 +96,5 @@ def test_reference_row_failure_is_nan(examples, monkeypatch):
 
 def test_reference_needs_the_score_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sacrebleu", None)  # import fails as if not installed
-    with pytest.raises(UserError, match=r"profuser\[score\]"):
+    with pytest.raises(UserError, match=r"pip install sacrebleu"):
         load_reward_model(RewardModelConfig(name="ref", kind="reference"))

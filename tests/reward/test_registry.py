@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import typing
-
 import pytest
 
 from profuser.config import RewardModelConfig
@@ -11,9 +9,11 @@ from profuser.errors import UserError
 from profuser.reward import REWARD_KINDS, load_reward_model
 
 
-def test_every_config_kind_has_a_loader():
-    kinds = typing.get_args(RewardModelConfig.model_fields["kind"].annotation)
-    assert set(kinds) == set(REWARD_KINDS)
+def test_every_documented_kind_has_a_loader():
+    # `kind` is any string at load; profuser.config_checks checks it against the registry,
+    # which plugins extend (the tiny world adds `verifier`)
+    assert RewardModelConfig.model_fields["kind"].default in REWARD_KINDS
+    assert {"seq_cls", "custom_code", "value_head", "reference", "verifier"} <= set(REWARD_KINDS)
 
 
 def test_unknown_kind_is_a_user_error():

@@ -13,17 +13,14 @@ from profuser.config import RewardModelConfig
 from profuser.errors import UserError
 from profuser.reward import REWARD_KINDS, RewardModel, SeqClsRewardModel, load_reward_model
 from tests.reward.helpers import POISON, make_tokenizer, poison_rows, prompts_answers, save_dir
+from tests.tiny import TINY_DECODER
 
 
 def tiny_llama_cls(tok, num_labels: int = 1, max_pos: int = 256) -> LlamaForSequenceClassification:
     torch.manual_seed(0)
     cfg = LlamaConfig(
         vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **TINY_DECODER,
         max_position_embeddings=max_pos,
         num_labels=num_labels,
         pad_token_id=tok.pad_token_id,

@@ -6,15 +6,14 @@ import pytest
 import yaml
 
 from profuser.cli import main
+from profuser.configs import config_path
 from profuser.io import read_json
 from profuser.io.shards import read_rows_file
 from profuser.pipeline import STAGE_ORDER
 
 
 def _config(world: Path, tmp: Path, **extra) -> Path:
-    base = yaml.safe_load(
-        (Path(__file__).resolve().parents[2] / "configs" / "demo.yaml").read_text()
-    )
+    base = yaml.safe_load(config_path("demo").read_text())
     for s in base["sources"]:
         s["path"] = str(world / s["path"].removeprefix("world:"))
     base["dataset"]["path"] = str(world / "data" / "train.jsonl")
@@ -85,11 +84,12 @@ def test_missing_model_directory_is_a_user_error(
     mini_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     cfg = _config(mini_world, tmp_path)
+    assert main(["run", str(cfg), "--out", str(tmp_path / "r"), "--stage", "data"]) == 0
     tree = yaml.safe_load(cfg.read_text())
     tree["sources"][1]["path"] = str(tmp_path / "nope")
     cfg.write_text(yaml.safe_dump(tree))
-    assert main(["run", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    assert main(["run", str(cfg), "--out", str(tmp_path / "r"), "--force"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "nope" in err and "not found" in err
-    # the data stage had finished before the failure and stays complete
+    assert "sources.1.path" in err and "nope" in err and "not found" in err
+    # refused before any stage: what was done stays complete
     assert read_json(tmp_path / "r" / "data" / "manifest.json")["complete"]

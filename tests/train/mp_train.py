@@ -3,21 +3,13 @@
 import sys
 from pathlib import Path
 
-from profuser.config import TrainConfig
 from profuser.models.loading import load_causal_lm
 from profuser.train.loop import train_fusion
 from profuser.train.schedules import get_schedule
-from tests.training.test_loop import _examples
+from tests.train.test_loop import _cfg, _examples
 
 world, out = Path(sys.argv[1]), Path(sys.argv[2])
 exs, tok = _examples(world, 8)
-cfg = TrainConfig(
-    lr=1e-3,
-    effective_batch=4,
-    micro_batch=1,
-    max_length=512,
-    warmup_ratio=0.0,
-    checkpoint_every=100,
-)
+cfg = _cfg(micro_batch=1, checkpoint_every=100)
 model = load_causal_lm(str(world / "models" / "vicuna-like"))
 train_fusion(model, tok, exs, get_schedule("simulfuse"), cfg, out, seed=3, k=4)

@@ -1,12 +1,11 @@
-from pathlib import Path
-
 import torch
 
 from profuser.config import load_config
+from profuser.configs import config_path
 from profuser.stages.train import variant_schedules
 from profuser.train.determinism import reproducible_attention
 
-DEMO = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+DEMO = config_path("demo")
 
 
 def test_reproducible_attention_selects_the_math_kernel_and_restores() -> None:

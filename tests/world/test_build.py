@@ -1,13 +1,18 @@
 import json
+import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from profuser.models.chat import encode_turn, end_of_turn_ids
 from profuser.world.build import DEFAULT_SOURCES, WorldSpec, build_world
 from profuser.world.skills import SKILLS
+
+MINI_SPEC = WorldSpec(  # the spec of conftest's mini_world
+    n_train=40, n_heldout_per_skill=3, n_source_examples=64, steps=4, batch=8, rm_steps=4
+)
 
 
 def _weights(d: Path) -> dict[str, torch.Tensor]:
@@ -41,20 +46,33 @@ def test_mini_world_loads_through_auto_classes(mini_world: Path) -> None:
 
 
 def test_rebuild_with_same_seed_is_identical(tmp_path: Path, mini_world: Path) -> None:
-    spec = WorldSpec(
-        n_train=40, n_heldout_per_skill=3, n_source_examples=64, steps=4, batch=8, rm_steps=4
-    )
-    again = build_world(spec, root=tmp_path, check=False)
+    again = build_world(MINI_SPEC, root=tmp_path, check=False)
     assert again != mini_world
     for sub in ("data/train.jsonl", "data/heldout.jsonl"):
         assert (again / sub).read_bytes() == (mini_world / sub).read_bytes()
-    for src in DEFAULT_SOURCES:
-        a, b = _weights(again / "models" / src.name), _weights(mini_world / "models" / src.name)
+    for sub in [f"models/{src.name}" for src in DEFAULT_SOURCES] + ["encoder/tiny-bert"]:
+        a, b = _weights(again / sub), _weights(mini_world / sub)
         assert a.keys() == b.keys()
         for k in a:
-            assert torch.equal(a[k], b[k]), f"{src.name}: {k} differs"
-        ta = (again / "models" / src.name / "tokenizer.json").read_text()
-        assert ta == (mini_world / "models" / src.name / "tokenizer.json").read_text()
+            assert torch.equal(a[k], b[k]), f"{sub}: {k} differs"
+        ta = (again / sub / "tokenizer.json").read_text()
+        assert ta == (mini_world / sub / "tokenizer.json").read_text()
+
+
+def test_cached_world_without_encoder_gets_it(tmp_path: Path, mini_world: Path) -> None:
+    """A world cached before the BERTScore encoder existed gets it on the next build_world,
+    without a rebuild and without a new key."""
+    world = tmp_path / mini_world.name
+    shutil.copytree(mini_world, world, ignore=shutil.ignore_patterns("encoder"))
+    meta = (world / "world.json").read_bytes()
+    assert build_world(MINI_SPEC, root=tmp_path, check=False) == world
+    assert (world / "world.json").read_bytes() == meta
+    added, built = _weights(world / "encoder/tiny-bert"), _weights(mini_world / "encoder/tiny-bert")
+    assert added.keys() == built.keys() and all(torch.equal(added[k], built[k]) for k in added)
+    tok = AutoTokenizer.from_pretrained(world / "encoder/tiny-bert")
+    ids = tok("The answer is 13.")["input_ids"]
+    assert [ids[0], ids[-1]] == [tok.cls_token_id, tok.sep_token_id]
+    assert AutoModel.from_pretrained(world / "encoder/tiny-bert").config.model_type == "bert"
 
 
 def test_other_seed_gives_other_world(tmp_path: Path, mini_world: Path) -> None:
