@@ -166,18 +166,41 @@ def cmd_configs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_options(items: list[str], benches: dict) -> dict[str, dict]:
+    """``area.option=value`` items -> {area: {option: value}}, each option checked against the
+    benchmark function's parameters."""
+    import inspect
+
+    out: dict[str, dict] = {}
+    for key, value in _kv(items):
+        area, _, option = key.partition(".")
+        if area not in benches:
+            raise UserError(
+                f"bench option {key!r}: {area!r} is not one of the benchmarks run ({', '.join(benches)})"
+            )
+        params = list(inspect.signature(benches[area]).parameters)
+        if option not in params:
+            raise UserError(
+                f"bench option {key!r}: {area} takes {', '.join(params) or 'no options'}"
+            )
+        out.setdefault(area, {})[option] = value
+    return out
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from profuser.bench.registry import available
 
     benches = available()
-    names = args.names or list(benches)
+    options = [n for n in args.names if "=" in n]  # area.option=value, e.g. generate.prompts=192
+    names = [n for n in args.names if "=" not in n] or list(benches)
     unknown = [n for n in names if n not in benches]
     if unknown:
         raise UserError(f"unknown benchmark {unknown[0]!r}; available: {', '.join(benches)}")
+    kwargs = _bench_options(options, {n: benches[n] for n in names})
     figures: dict = {}
     for n in names:
         log.info("bench %s", n)
-        figures.update(benches[n]())
+        figures.update(benches[n](**kwargs.get(n, {})))
     if args.json:
         print(json.dumps(figures, indent=1, sort_keys=True))
     else:
@@ -238,7 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(fn=cmd_configs)
 
     b = sub.add_parser("bench", help="benchmarks; prints figures measured side by side")
-    b.add_argument("names", nargs="*")
+    b.add_argument(
+        "names",
+        nargs="*",
+        help="benchmarks to run (default: all), and options as area.option=value "
+        "(e.g. generate.prompts=192 generate.rounds=1)",
+    )
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_bench)
     return p

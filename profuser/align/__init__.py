@@ -11,8 +11,10 @@ tokenizations are aligned exactly by where their tokens start in it:
   one vectorised merge of the two anchor arrays, O(n + m). Where each token
   lies comes, cheapest first, from the token bytes themselves when they spell
   the text exactly (byte-level and byte-fallback tokenizers), from a fast
-  tokenizer's offset mapping, or, for slow tokenizers, from a linear walk over
-  the token strings.
+  tokenizer's offset mapping (which traces normalised text back to the
+  original), or, for slow tokenizers, from a linear walk over the token
+  strings against the text as the tokenizer's normaliser writes it. Tokens a
+  normaliser wrote for one character ("ﬁ" -> "f" "i") start at it once.
 * **Vocabularies** (`build_vocab_map`, `TokenAligner.map_topk`). A source token
   goes to the target token the target would emit first for the text it stands
   for (exact match, else longest target-vocabulary prefix, on bytes); built

@@ -11,7 +11,14 @@ import numpy as np
 
 from profuser.align.chars import TextIndex
 from profuser.align.project import Projection, project_to_target
-from profuser.align.spans import anchors, exact_anchors, has_offsets, offset_spans, walk_spans
+from profuser.align.spans import (
+    anchors,
+    exact_anchors,
+    has_offsets,
+    offset_backend,
+    offset_spans,
+    walk_spans,
+)
 from profuser.align.surface import TokenTable, build_token_table
 from profuser.align.topk import merge_topk
 from profuser.align.vocab_map import VocabMap, build_vocab_map
@@ -86,6 +93,15 @@ class TokenAligner:
         want = True if use_offsets is None else use_offsets
         self.source_offsets = want and has_offsets(source_tokenizer)
         self.target_offsets = want and has_offsets(target_tokenizer)
+        # Backends whose offsets keep the whitespace a post-processor would trim.
+        self._backends = {
+            id(tok): offset_backend(tok)
+            for tok, on in (
+                (source_tokenizer, self.source_offsets),
+                (target_tokenizer, self.target_offsets),
+            )
+            if on
+        }
         self.source_table: TokenTable = build_token_table(source_tokenizer)
         self.target_table: TokenTable = build_token_table(target_tokenizer)
 
@@ -114,7 +130,7 @@ class TokenAligner:
         """
         if ids is None:
             if offsets:
-                enc = tok.backend_tokenizer.encode(index.text, add_special_tokens=False)
+                enc = self._backends[id(tok)].encode(index.text, add_special_tokens=False)
                 id_list = enc.ids
                 id_arr = np.asarray(id_list, dtype=np.int64)
                 anc = exact_anchors(index, table, id_list)
@@ -128,17 +144,21 @@ class TokenAligner:
             return id_arr, anc
         facts = self._token_facts(table, id_arr)
         if offsets:
-            enc = tok.backend_tokenizer.encode(index.text, add_special_tokens=False)
+            enc = self._backends[id(tok)].encode(index.text, add_special_tokens=False)
             if np.array_equal(id_arr, enc.ids):  # the plain encoding after all: its offsets
                 return id_arr, anchors(index, offset_spans(enc), *facts)
         return id_arr, anchors(index, walk_spans(index, table, id_arr), *facts)
 
     @staticmethod
-    def _token_facts(table: TokenTable, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-token whitespace-only first code point and surface length.  # [n] -> [n], [n]"""
+    def _token_facts(
+        table: TokenTable, ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, TokenTable]:
+        """What `anchors` needs besides spans: per-token whitespace-only first code point
+        and surface length, the ids and their table.  # [n] -> [n], [n], [n], table"""
         ok = (ids >= 0) & (ids < table.size)
         safe = np.where(ok, ids, 0)
-        return np.where(ok, table.ws_first[safe], -1), np.where(ok, table.surface_len[safe], 0)
+        ws_first = np.where(ok, table.ws_first[safe], -1)
+        return ws_first, np.where(ok, table.surface_len[safe], 0), ids, table
 
     def align(
         self,

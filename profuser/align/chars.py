@@ -26,7 +26,7 @@ N_CONTEXTS = 3
 
 # `str.isspace` is true for exactly these code points (Unicode White_Space plus
 # the ASCII separators 0x1c-0x1f); listed so a whole text is classified at once.
-_WS_CODEPOINTS = np.array(
+WS_CODEPOINTS = np.array(
     [
         *range(0x09, 0x0E),
         *range(0x1C, 0x21),
@@ -115,7 +115,7 @@ class TextIndex:
         self.text = text
         # Code points via UTF-32 is a single C call, far cheaper than iterating over str.
         self.codepoints = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # [L]
-        self.is_ws = np.isin(self.codepoints, _WS_CODEPOINTS)  # [L]
+        self.is_ws = np.isin(self.codepoints, WS_CODEPOINTS)  # [L]
 
     def __len__(self) -> int:
         return len(self.text)
@@ -197,3 +197,110 @@ class TextIndex:
         ctx = np.where((prev == WORD) & (cur == WORD), CTX_GLUED, ctx)
         out[ok] = ctx
         return out
+
+
+def normal_units(text: str, form: str) -> list[tuple[int, int, str]]:
+    """``(start, end, normalised)`` for each stretch of ``text`` that Unicode normal form
+    ``form`` ("NFC", "NFKC", ...) rewrites; the rest it leaves as it is.
+
+    A stretch is a character with the combining marks after it (canonical
+    reordering and composition stay inside one), merged with its neighbour where
+    the two compose across (Hangul jamo, half-width voiced marks), less the
+    characters at either end that it keeps. Empty when the text is already in
+    ``form``: the common case costs one C call.
+    """
+    if unicodedata.is_normalized(form, text):
+        return []
+    units: list[list] = []  # [start, end, piece]
+    for i, ch in enumerate(text):
+        if units and unicodedata.combining(ch):
+            units[-1][1] = i + 1
+            continue
+        if units and ord(ch) >= 0x80:
+            prev = text[units[-1][0] : units[-1][1]]
+            pair = unicodedata.normalize(form, prev + ch)
+            if pair != unicodedata.normalize(form, prev) + unicodedata.normalize(form, ch):
+                units[-1][1] = i + 1
+                continue
+        units.append([i, i + 1])
+    out = []
+    for a, b in units:
+        piece = text[a:b]
+        norm = unicodedata.normalize(form, piece)
+        if norm == piece:
+            continue
+        # Characters the form leaves in place at either end stay characters of their own.
+        k = 0
+        while k < min(len(piece), len(norm)) - 1 and piece[k] == norm[k]:
+            k += 1
+        z = 0
+        while z < min(len(piece), len(norm)) - k - 1 and piece[-1 - z] == norm[-1 - z]:
+            z += 1
+        out.append((a + k, b - z, norm[k : len(norm) - z]))
+    return out
+
+
+def seen_bytes(
+    index: TextIndex, lowercase: bool, strip_accents: bool, form: str | None
+) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """The text's bytes as a tokenizer's normaliser writes them, and where each came from.
+
+    ``form``: the Unicode normal form it applies first (None: none); then it folds
+    case and accents (`fold_char`). Returns ``(tb, char_of, end_of)``: byte ``b``
+    of ``tb`` was written for the original characters ``char_of[b]`` up to
+    ``end_of[b]`` (one character, or a whole stretch that ``form`` rewrote);
+    ``char_of[len(tb)] == len(text)``.  # [len(tb)], [len(tb) + 1], [len(tb)]
+    """
+    text = index.text
+    units = normal_units(text, form) if form else []
+    folds = lowercase or strip_accents
+    if not units and not folds:
+        tb = index.utf8
+        char_of = index.char_of_byte
+        return tb, char_of, char_of[:-1] + 1
+    pieces = list(text)
+    ends = np.arange(1, len(text) + 1, dtype=np.int64)
+    for a, b, norm in units:
+        pieces[a] = norm
+        pieces[a + 1 : b] = [""] * (b - a - 1)
+        ends[a] = b
+    if folds:
+        pieces = [fold_text(p, lowercase, strip_accents) for p in pieces]
+    encoded = [p.encode("utf-8") for p in pieces]
+    tb = b"".join(encoded)
+    lens = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    char_of = np.empty(len(tb) + 1, dtype=np.int64)
+    char_of[:-1] = np.repeat(np.arange(len(text), dtype=np.int64), lens)
+    char_of[-1] = len(text)
+    return tb, char_of, ends[char_of[:-1]]
+
+
+def word_runs(index: TextIndex, lo: int, hi: int, marks_vanish: bool) -> list[tuple[int, int]]:
+    """Character ranges of the words in text[lo:hi] (runs of word characters; each
+    punctuation mark or ideograph alone), as a WordPiece [UNK] would cover them.
+    Control characters (and combining marks, for accent-stripping tokenizers) are
+    deleted before such a tokenizer splits words, so they neither join nor end a run."""
+    cls = index.classes
+    text = index.text
+
+    def kind(i: int) -> int:
+        if marks_vanish and ord(text[i]) >= 0x300 and unicodedata.category(text[i]) == "Mn":
+            return CONTROL
+        return int(cls[i])
+
+    runs: list[tuple[int, int]] = []
+    i = lo
+    while i < hi:
+        c = kind(i)
+        if c == WS or c == CONTROL:
+            i += 1
+            continue
+        j = end = i + 1
+        if c == WORD:
+            while j < hi and (cj := kind(j)) in (WORD, CONTROL):
+                if cj == WORD:
+                    end = j + 1
+                j += 1
+        runs.append((i, end))
+        i = j
+    return runs

@@ -12,6 +12,13 @@ The policy (the config's ``advantage.unaligned``) decides what it gets:
 * ``onehot_gt``: all mass on the target's own next token (the GT token), so the
   distillation term there equals SFT on that token;
 * ``skip``: no distillation there (``mask`` False, no candidates).
+
+`count_mass` accounts for the teacher's mass at the *anchored* target positions
+(those with a source token starting at the same character, whatever the
+vocabulary map then does with its candidates): each such row's stored top-k
+mass is renormalised to 1 and split by how each candidate reached the target
+vocabulary (`profuser.align.vocab_map.MAP_KINDS`: exact, prefix, unk,
+dropped); `mass_shares` turns the sums into shares.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from profuser.align.topk import EMPTY_LOGPROB
+from profuser.align.vocab_map import MAP_KINDS
 
 
 @dataclass
@@ -92,3 +100,50 @@ def project_to_target(
     mask = aligned.copy()
     UNALIGNED_POLICIES[policy](ids, lps, mask, np.flatnonzero(~aligned), target_ids)
     return Projection(ids=ids, logprobs=lps, mask=mask, aligned=aligned)
+
+
+@dataclass
+class MassCount:
+    """Where a response's teacher mass went, in units of target positions."""
+
+    positions: int  # target positions
+    anchored: int  # of them with a source token at the same anchor (a source row)
+    mass: np.ndarray  # [len(MAP_KINDS)] float64: each anchored row's shares, summed
+    stored: float  # stored (not renormalised) top-k mass, summed over the anchored rows
+
+
+def count_mass(
+    target_to_source: np.ndarray,
+    source_ids: np.ndarray,
+    source_logprobs: np.ndarray,
+    how: np.ndarray,
+) -> MassCount:
+    """Split the teacher mass at anchored target positions by map kind.  # [n_t], [n_s, k] x3
+
+    ``source_ids``/``source_logprobs`` are the stored source candidates (source
+    vocabulary, log-probs of the full distribution); ``how`` is each candidate's
+    `MAP_KINDS` index (`VocabMap.lookup_how` with the alignment's contexts). A row
+    with no stored mass counts as anchored but adds no mass.
+    """
+    t2s = np.asarray(target_to_source, dtype=np.int64)
+    rows = t2s[t2s >= 0]
+    ids = np.asarray(source_ids)[rows]
+    lp = np.asarray(source_logprobs, dtype=np.float64)[rows]
+    kinds = np.asarray(how)[rows]
+    valid = (ids >= 0) & np.isfinite(lp)
+    p = np.where(valid, np.exp(np.where(valid, lp, 0.0)), 0.0)  # [m, k]
+    total = p.sum(axis=1, keepdims=True)  # [m, 1]
+    share = np.where(total > 0, p / np.where(total > 0, total, 1.0), 0.0)
+    mass = np.array([share[kinds == i].sum() for i in range(len(MAP_KINDS))])
+    return MassCount(len(t2s), len(rows), mass, float(total.sum()))
+
+
+def mass_shares(positions: int, anchored: int, mass: np.ndarray, stored: float) -> dict:
+    """Summed `MassCount` fields -> ``positions_aligned``, a share per `MAP_KINDS` entry
+    (of the renormalised mass at anchored positions) and ``stored_mass`` (mean per row)."""
+    total = float(np.sum(mass))
+    out: dict = {"positions_aligned": round(anchored / positions, 4) if positions else None}
+    for name, m in zip(MAP_KINDS, mass, strict=True):
+        out[name] = round(float(m) / total, 5) if total > 0 else None
+    out["stored_mass"] = round(stored / anchored, 4) if anchored else None
+    return out

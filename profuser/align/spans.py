@@ -2,7 +2,10 @@
 
 A token's *span* is the half-open character range of the original text it
 covers: from a fast tokenizer's offset mapping, or, for tokenizers without
-one, recovered by `walk_spans` from the token strings alone.
+one, recovered by `walk_spans` from the token strings alone, matched against
+the text as the tokenizer's normaliser writes it (`profuser.align.chars.seen_bytes`:
+its Unicode normal form and folding, with each written byte traced back to the
+original characters it came from).
 
 A token's *anchor* is the place it starts at, as a byte offset into the UTF-8
 text, by one rule that both sides of an alignment share:
@@ -14,13 +17,24 @@ text, by one rule that both sides of an alignment share:
    fallback ``<0xC3>`` ``<0xA9>``) report the same character span; a token whose
    span overlaps the previous tokens' starts where their bytes end (the second
    piece of "é" starts at its second byte), so byte-level and byte-fallback
-   pieces align one to one;
+   pieces align one to one. That holds only where the overlapping tokens spell
+   the text's own bytes there: where a normaliser rewrote it (NFKC "ﬁ" -> "f"
+   "i", NFC "e" + U+0301 -> "é", NFD, lower-casing), each token of the group
+   starts at its first non-whitespace character by rule 1, so all but the
+   first start nowhere (rule 4);
 3. a token with an empty span starts nowhere, and so does a whitespace-only
-   token whose span does not begin with the whitespace it stands for: a
-   marker the tokenizer inserted itself (SentencePiece's leading ``▁``);
+   token whose span does not begin with the whitespace it stands for, as the
+   tokenizer's normaliser writes it (NFKC writes U+3000 as a space): a marker
+   the tokenizer inserted itself (SentencePiece's leading ``▁``, T5's ``▁``
+   before every word). Of a lone space and overlapping tokens that spell the
+   text after it, the lone space is the marker (Llama-2's ``Prepend``
+   normaliser writes " x" as "▁▁x");
 4. a token keeps its anchor only if it lies strictly past every earlier
    token's (of several starting at one place the first wins), so anchors
    increase strictly.
+
+Offsets are read without a post-processor that trims whitespace off them
+(`offset_backend`), so a whitespace token keeps its span.
 
 Anchors are -1 where a token has none.
 """
@@ -28,12 +42,11 @@ Anchors are -1 where a token has none.
 from __future__ import annotations
 
 import itertools
-import unicodedata
 from typing import Any
 
 import numpy as np
 
-from profuser.align.chars import CONTROL, WORD, WS, TextIndex, fold_char, utf8_lengths
+from profuser.align.chars import WORD, TextIndex, seen_bytes, word_runs
 from profuser.align.surface import TokenTable
 
 # Bytes searched ahead to re-synchronise after a token that does not match at
@@ -46,6 +59,24 @@ def has_offsets(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "is_fast", False)) and (
         getattr(tokenizer, "backend_tokenizer", None) is not None
     )
+
+
+def offset_backend(tokenizer: Any) -> Any:
+    """``tokenizer``'s backend, or a copy without its post-processor where that trims
+    whitespace off the offsets (GPT-NeoX, RoBERTa: ``trim_offsets``), so that every
+    token's span covers all the text it stands for. Ids are the same either way."""
+    backend = tokenizer.backend_tokenizer
+    post = backend.post_processor
+    state = post.__getstate__() if post is not None else b""
+    if isinstance(state, str):
+        state = state.encode()
+    if b'"trim_offsets":true' not in state:
+        return backend
+    from tokenizers import Tokenizer
+
+    clone = Tokenizer.from_str(backend.to_str())
+    clone.post_processor = None
+    return clone
 
 
 def offset_spans(encoding: Any) -> np.ndarray:
@@ -87,13 +118,21 @@ def _byte_anchors(
 
 
 def anchors(
-    index: TextIndex, spans: np.ndarray, ws_first: np.ndarray, surface_len: np.ndarray
+    index: TextIndex,
+    spans: np.ndarray,
+    ws_first: np.ndarray,
+    surface_len: np.ndarray,
+    ids: np.ndarray | None = None,
+    table: TokenTable | None = None,
 ) -> np.ndarray:
     """Anchor byte of each token (module rules) from character spans, -1 for none.
 
     ``spans`` are character spans; ``ws_first`` / ``surface_len`` per-token facts
     from the token table (first code point of a whitespace-only surface or -1;
-    surface length in bytes).  # [n, 2], [n], [n] -> [n]
+    surface length in bytes); ``ids`` / ``table``, when given, let overlapping
+    tokens be checked against the text they claim to spell (rule 2) and
+    whitespace be recognised through the tokenizer's normaliser (rule 3).
+    # [n, 2], [n], [n], [n] -> [n]
     """
     n = len(spans)
     if n == 0:
@@ -101,13 +140,21 @@ def anchors(
     s, e = spans[:, 0], spans[:, 1]
     valid = (s >= 0) & (e > s) & (e <= len(index))
     first_cp = index.codepoints[np.clip(s, 0, max(len(index) - 1, 0))] if len(index) else s
-    valid &= ~((ws_first >= 0) & (first_cp != ws_first))
+    marker = (ws_first >= 0) & (first_cp != ws_first)
+    if table is not None and table.ws_seen and marker.any():
+        # Whitespace the normaliser rewrites (NFKC: U+3000 -> " ") is still whitespace.
+        seen = table.ws_seen
+        for k in np.flatnonzero(marker & valid).tolist():
+            marker[k] = seen.get(int(first_cp[k]), -1) != ws_first[k]
+    valid &= ~marker
     boc = index.byte_of_char
     bs = boc[np.clip(s, 0, len(index))]
     be = boc[np.clip(e, 0, len(index))]
     inside = np.zeros(n, dtype=bool)
-    rows = np.flatnonzero(valid)
-    if len(rows) > 1:
+    for attempt in range(2):
+        rows = np.flatnonzero(valid)
+        if len(rows) < 2:
+            break
         # Byte pieces: a span overlapping the previous tokens' continues the same
         # character(s), so it starts where the previous pieces' bytes end.
         sv, ev, lv = s[rows], e[rows], surface_len[rows]
@@ -115,17 +162,63 @@ def anchors(
         prev_end[0] = -1
         np.maximum.accumulate(ev[:-1], out=prev_end[1:])
         ins = sv < prev_end
-        if ins.any():
-            excl = np.zeros(len(rows), dtype=np.int64)  # bytes of earlier tokens
-            np.cumsum(lv[:-1], out=excl[1:])
-            heads = np.flatnonzero(~ins)
-            group = np.cumsum(~ins) - 1  # the head each token continues
-            piece = boc[sv[heads]][group] + excl - excl[heads][group]
-            bs[rows[ins]] = piece[ins]
-            inside[rows[ins]] = True
-            # Pieces cannot start past their own span (a normaliser changed lengths).
-            valid[rows[ins & (piece >= be[rows])]] = False
+        if not ins.any():
+            break
+        excl = np.zeros(len(rows), dtype=np.int64)  # bytes of earlier tokens
+        np.cumsum(lv[:-1], out=excl[1:])
+        heads = np.flatnonzero(~ins)
+        group = np.cumsum(~ins) - 1  # the head each token continues
+        piece = boc[sv[heads]][group] + excl - excl[heads][group]
+        if ids is not None and table is not None:
+            # Only tokens that spell the text's own bytes are byte pieces; the rest
+            # of a group a normaliser rewrote ("ﬁ" -> "f" "i", NFD, NFC, NFKC) start
+            # at their first character like any token (rule 1).
+            exact, marked = _spelt(index, table, ids[rows], heads, ev, bs[rows])
+            if attempt == 0 and marked.any():
+                # A lone space before tokens that spell the text is a marker the
+                # normaliser prepended (Llama-2's Prepend before leading whitespace).
+                valid[rows[heads[marked]]] = False
+                continue
+            ins &= exact[group]
+        bs[rows[ins]] = piece[ins]
+        inside[rows[ins]] = True
+        # Pieces cannot start past their own span (a normaliser changed lengths).
+        valid[rows[ins & (piece >= be[rows])]] = False
+        break
     return _byte_anchors(index, bs, be, inside, valid)
+
+
+def _spelt(
+    index: TextIndex,
+    table: TokenTable,
+    ids: np.ndarray,
+    heads: np.ndarray,
+    ends: np.ndarray,
+    starts: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per group of overlapping tokens: whether they spell the text's bytes under their
+    spans, and whether they do so after a lone space head (a prepended marker).
+
+    ``ids`` / ``ends`` (character ends) / ``starts`` (byte starts) of the placed
+    tokens; ``heads``: where each group begins.  # -> [n_groups] bool, [n_groups] bool
+    """
+    exact = np.ones(len(heads), dtype=bool)
+    marked = np.zeros(len(heads), dtype=bool)
+    bounds = np.append(heads, len(ids))
+    multi = np.flatnonzero(np.diff(bounds) > 1)
+    surfaces, utf8, boc = table.spelt, index.utf8, index.byte_of_char
+    id_list = ids.tolist()
+    for g in multi.tolist():
+        a, b = int(bounds[g]), int(bounds[g + 1])
+        members = id_list[a:b]
+        if not all(0 <= i < table.size for i in members):
+            exact[g] = False
+            continue
+        spelt = b"".join([surfaces[i] for i in members])
+        text = utf8[int(starts[a]) : int(boc[ends[a:b].max()])]
+        exact[g] = spelt == text
+        marked[g] = surfaces[members[0]] == b" " and spelt[1:] == text
+    return exact, marked
 
 
 def exact_anchors(index: TextIndex, table: TokenTable, ids: list[int]) -> np.ndarray | None:
@@ -162,59 +255,6 @@ def exact_anchors(index: TextIndex, table: TokenTable, ids: list[int]) -> np.nda
     return _byte_anchors(index, bs, be, inside, be > bs)
 
 
-def _byte_map(index: TextIndex, table: TokenTable) -> tuple[bytes, np.ndarray]:
-    """Text bytes as the tokenizer sees them, and the original character of each byte.
-
-    Returns ``(tb, char_of)``: ``char_of[b]`` is the character holding byte ``b``
-    of ``tb``; ``char_of[len(tb)] == len(text)``.  # [len(tb) + 1]
-    """
-    text = index.text
-    if table.folds:
-        pieces = [fold_char(c, table.lowercase, table.strip_accents) for c in text]
-        tb = "".join(pieces).encode("utf-8")
-        lens = np.fromiter(
-            (len(p.encode("utf-8")) for p in pieces), dtype=np.int64, count=len(pieces)
-        )
-    else:
-        tb = text.encode("utf-8")
-        lens = utf8_lengths(index.codepoints)
-    char_of = np.empty(len(tb) + 1, dtype=np.int64)
-    char_of[:-1] = np.repeat(np.arange(len(text), dtype=np.int64), lens)
-    char_of[-1] = len(text)
-    return tb, char_of
-
-
-def _word_runs(index: TextIndex, lo: int, hi: int, marks_vanish: bool) -> list[tuple[int, int]]:
-    """Character ranges of the words in text[lo:hi] (runs of word characters; each
-    punctuation mark or ideograph alone), as a WordPiece [UNK] would cover them.
-    Control characters (and combining marks, for accent-stripping tokenizers) are
-    deleted before such a tokenizer splits words, so they neither join nor end a run."""
-    cls = index.classes
-    text = index.text
-
-    def kind(i: int) -> int:
-        if marks_vanish and ord(text[i]) >= 0x300 and unicodedata.category(text[i]) == "Mn":
-            return CONTROL
-        return int(cls[i])
-
-    runs: list[tuple[int, int]] = []
-    i = lo
-    while i < hi:
-        c = kind(i)
-        if c == WS or c == CONTROL:
-            i += 1
-            continue
-        j = end = i + 1
-        if c == WORD:
-            while j < hi and (cj := kind(j)) in (WORD, CONTROL):
-                if cj == WORD:
-                    end = j + 1
-                j += 1
-        runs.append((i, end))
-        i = j
-    return runs
-
-
 def walk_spans(index: TextIndex, table: TokenTable, ids: np.ndarray) -> np.ndarray:
     """Character spans of ``ids`` in the text, from token strings only.  # [n] -> [n, 2]
 
@@ -225,7 +265,7 @@ def walk_spans(index: TextIndex, table: TokenTable, ids: np.ndarray) -> np.ndarr
     unknown-token ids take the words of the gap before the next matched token.
     Tokens that cannot be placed get (-1, -1).
     """
-    tb, char_of = _byte_map(index, table)
+    tb, char_of, end_of = seen_bytes(index, table.lowercase, table.strip_accents, table.normal_form)
     nb = len(tb)
     byte_ws = index.is_ws[char_of[:-1]] if nb else np.zeros(0, dtype=bool)  # [nb]
     # next_nonws[p]: first non-whitespace byte at or after p.  # [nb + 1]
@@ -241,6 +281,11 @@ def walk_spans(index: TextIndex, table: TokenTable, ids: np.ndarray) -> np.ndarr
         c = char_of[b]
         return c == 0 or c >= len(cls) or not (cls[c - 1] == WORD and cls[c] == WORD)
 
+    def room(b: int) -> bool:
+        """Whether the gap before byte ``b`` holds a word for every pending unknown token."""
+        lo, hi = int(char_of[gap_start]), int(char_of[b])
+        return len(word_runs(index, lo, hi, table.strip_accents)) >= len(pending)
+
     n = len(ids)
     out = np.full((n, 2), -1, dtype=np.int64)  # byte spans first, characters at the end
     in_chars = np.zeros(n, dtype=bool)  # rows already in characters (unknown tokens)
@@ -249,11 +294,22 @@ def walk_spans(index: TextIndex, table: TokenTable, ids: np.ndarray) -> np.ndarr
     pending: list[int] = []  # unknown tokens waiting for the next placed token
     gap_start = 0
     p = 0
-    for i, tid in enumerate(ids.tolist()):
+    id_list = ids.tolist()
+    segment = True  # at the start of the text or after an added token
+    for i, tid in enumerate(id_list):
         if not (0 <= tid < table.size):
             pending.append(i)
+            segment = False
             continue
+        starts_segment, segment = segment, bool(table.added[tid])
         sb = surfaces[tid]
+        if starts_segment and table.prepends and sb == b" " and i + 1 < n:
+            # Prepended before the text's own whitespace (Llama-2's "▁▁x" for " x"):
+            # the marker comes first, as in `exact_anchors` and `anchors`.
+            nxt = id_list[i + 1]
+            if 0 <= nxt < table.size and surfaces[nxt][:1] == b" " and tb.startswith(b" ", p):
+                out[i] = (p, p)
+                continue
         if table.folds and table.added[tid]:
             sb = table.fold(sb.decode("utf-8")).encode("utf-8")
         hit, length = -1, len(sb)
@@ -264,8 +320,8 @@ def walk_spans(index: TextIndex, table: TokenTable, ids: np.ndarray) -> np.ndarr
                 pending.append(i)
                 continue
             hit = q
-        elif not sb:
-            out[i] = (p, p)
+        elif not sb or (table.marks_words and not sb.strip()):
+            out[i] = (p, p)  # nothing, or a word's marker standing for no whitespace
             continue
         # After unknown words, a word-initial WordPiece token cannot start inside one.
         after_unknown = bool(pending) and table.kind == "wordpiece" and not table.continuation[tid]
@@ -290,7 +346,7 @@ def walk_spans(index: TextIndex, table: TokenTable, ids: np.ndarray) -> np.ndarr
                 at = tb.find(core, at, limit)
                 if at < 0:
                     break
-                if not after_unknown or word_start(at):
+                if not after_unknown or (word_start(at) and room(at)):
                     hit = at
                 at += 1
         if hit < 0:
@@ -311,7 +367,7 @@ def walk_spans(index: TextIndex, table: TokenTable, ids: np.ndarray) -> np.ndarr
     placed = (out[:, 0] >= 0) & ~in_chars
     b0, b1 = out[placed, 0], out[placed, 1]
     c0 = char_of[b0]
-    c1 = np.where(b1 > b0, char_of[np.maximum(b1 - 1, 0)] + 1, c0)
+    c1 = np.where(b1 > b0, end_of[np.maximum(b1 - 1, 0)], c0)
     out[placed, 0], out[placed, 1] = c0, c1
     return out
 
@@ -326,7 +382,7 @@ def _place_unknown(
     marks_vanish: bool,
 ) -> None:
     """Give the k-th unknown token in ``rows`` the k-th word of text[lo:hi] (characters)."""
-    runs = _word_runs(index, int(lo), int(hi), marks_vanish)
+    runs = word_runs(index, int(lo), int(hi), marks_vanish)
     for row, (a, b) in zip(rows, runs, strict=False):
         out[row] = (a, b)
         in_chars[row] = True

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from profuser.align.chars import fold_text
+from profuser.align.chars import WS_CODEPOINTS, fold_text
 
 KINDS = ("byte_level", "metaspace", "wordpiece", "plain")
 _BYTE_FALLBACK = re.compile(r"<0x([0-9A-Fa-f]{2})>")
@@ -108,8 +108,88 @@ def _probe_folding(tokenizer: Any, kind: str) -> tuple[bool, bool]:
         return False, False
     seen = b"".join(token_surface(p, kind)[0] for p in pieces).decode("utf-8", "replace")
     lowercase = "a" in seen and "A" not in seen
-    strip = ("e" in seen or "E" in seen) and not ({"\u00e9", "\u00c9"} & set(seen))
+    # An accent kept as a combining mark (NFD, NFKD) is not stripped.
+    kept = {"\u00e9", "\u00c9", "\u0301"} & set(seen)
+    strip = ("e" in seen or "E" in seen) and not kept
     return lowercase, strip
+
+
+def _probe_normal_form(tokenizer: Any, kind: str) -> str | None:
+    """The Unicode normal form the tokenizer's normaliser applies, by tokenizing probes:
+    "e" + U+0301 composed (C), "é" decomposed (D), the ligature "ﬁ" spelt "fi" (K)."""
+
+    def seen(probe: str) -> str:
+        pieces = tokenizer.tokenize(probe)
+        return b"".join(token_surface(p, kind)[0] for p in pieces).decode("utf-8", "replace")
+
+    try:
+        composes = "\u00e9" in seen("e\u0301")
+        decomposes = "\u0301" in seen("\u00e9")
+        compat = seen("\ufb01").strip() == "fi"
+    except Exception:  # a tokenizer that cannot tokenize the probes: no form we can see
+        return None
+    if decomposes:
+        return "NFKD" if compat else "NFD"
+    if composes or compat:
+        return "NFKC" if compat else "NFC"
+    return None
+
+
+def _probe_prepends(tokenizer: Any, kind: str) -> bool:
+    """Whether the tokenizer writes a marker space before a text that starts with a space
+    (Llama-2's ``Prepend`` normaliser: " a" -> "▁▁a"; Metaspace's own prepending skips it)."""
+    if kind != "metaspace":
+        return False
+    try:
+        pieces = tokenizer.tokenize(" a")
+    except Exception:  # a tokenizer that cannot tokenize the probe prepends nothing we see
+        return False
+    return b"".join(token_surface(p, kind)[0] for p in pieces) == b"  a"
+
+
+def _probe_marks_words(tokenizer: Any, kind: str) -> bool:
+    """Whether the tokenizer drops the text's whitespace and marks each word with ``▁``
+    instead (T5: WhitespaceSplit, then Metaspace), by tokenizing a tab and a newline."""
+    if kind != "metaspace":
+        return False
+    try:
+        pieces = tokenizer.tokenize("a\tb\nc")
+    except Exception:  # a tokenizer that cannot tokenize the probe: nothing we can see
+        return False
+    return b"".join(token_surface(p, kind)[0] for p in pieces) == b" a b c"
+
+
+def _folded(surface: bytes, lowercase: bool, strip: bool) -> bytes:
+    """``surface`` as a folding normaliser writes it; bytes of a partial character
+    (byte-level or ``<0xNN>`` pieces) are left as they are."""
+    try:
+        text = surface.decode("utf-8")
+    except UnicodeDecodeError:
+        return surface
+    return fold_text(text, lowercase, strip).encode()
+
+
+def _whitespace_seen(tokenizer: Any, kind: str) -> dict[int, int]:
+    """Whitespace code points the tokenizer's normaliser rewrites inside a text, mapped
+    to the first code point it writes instead (in surface terms: ``▁`` is a space)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    norm = getattr(backend, "normalizer", None) if backend is not None else None
+    if norm is None:
+        return {}
+    out = {}
+    try:
+        lead = norm.normalize_str("x")
+        for cp in WS_CODEPOINTS.tolist():
+            seen = norm.normalize_str("x" + chr(cp))
+            if not seen.startswith(lead) or len(seen) == len(lead):
+                continue
+            ch = seen[len(lead)]
+            ch = " " if kind == "metaspace" and ch == "\u2581" else ch
+            if ord(ch) != cp and ch.isspace():
+                out[cp] = ord(ch)
+    except Exception:  # a normaliser that cannot run here rewrites nothing we can see
+        return {}
+    return out
 
 
 @dataclass
@@ -131,6 +211,17 @@ class TokenTable:
     drops_whitespace: bool  # no ordinary token stands for whitespace (WordPiece-like)
     role_ids: dict[str, int] = field(default_factory=dict)  # "eos_token" -> id
     content_ids: dict[str, int] = field(default_factory=dict)  # added token content -> id
+    # Whitespace the normaliser writes as other whitespace, by code point (NFKC: U+3000 -> " ").
+    ws_seen: dict[int, int] = field(default_factory=dict)
+    # [size] the bytes each token spells before folding (``surfaces`` itself if none).
+    spelt: list[bytes] | None = None
+    normal_form: str | None = None  # "NFC", "NFKC", "NFD", "NFKD": applied before folding
+    prepends: bool = False  # a marker space before every text, even one that starts with a space
+    marks_words: bool = False  # its only whitespace is a marker before each word (T5)
+
+    def __post_init__(self) -> None:
+        if self.spelt is None:
+            self.spelt = self.surfaces
 
     @cached_property
     def surface_len(self) -> np.ndarray:
@@ -163,6 +254,7 @@ def build_token_table(tokenizer: Any) -> TokenTable:
     special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
     special_ids |= {i for i, t in added_decoder.items() if getattr(t, "special", False)}
     surfaces: list[bytes] = [b""] * size
+    spelt: list[bytes] = [b""] * size
     present = np.zeros(size, dtype=bool)
     flags = np.zeros((3, size), dtype=bool)  # added, continuation, byte_fallback
     ws_first = np.full(size, -1, dtype=np.int64)
@@ -179,11 +271,13 @@ def build_token_table(tokenizer: Any) -> TokenTable:
             content_ids.setdefault(content, i)
         else:
             surf, cont, fb = token_surface(t, kind)
-            if lowercase or strip:
-                surf = fold_text(surf.decode("utf-8", "replace"), lowercase, strip).encode()
+        # The whitespace a token stands for, before folding writes all of it as " ".
+        text = surf.decode("utf-8", "replace")
+        spelt[i] = surf
+        if (lowercase or strip) and not flags[0, i]:
+            surf = _folded(surf, lowercase, strip)
         surfaces[i] = surf
         flags[1, i], flags[2, i] = cont, fb
-        text = surf.decode("utf-8", "replace")
         if text.isspace():
             ws_first[i] = ord(text[0])
         if not has_ws and not flags[0, i] and any(c.isspace() for c in text):
@@ -211,4 +305,9 @@ def build_token_table(tokenizer: Any) -> TokenTable:
         drops_whitespace=not has_ws,
         role_ids=role_ids,
         content_ids=content_ids,
+        ws_seen=_whitespace_seen(tokenizer, kind),
+        spelt=spelt if lowercase or strip else None,
+        normal_form=_probe_normal_form(tokenizer, kind),
+        prepends=_probe_prepends(tokenizer, kind),
+        marks_words=_probe_marks_words(tokenizer, kind),
     )

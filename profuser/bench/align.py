@@ -20,6 +20,11 @@ Figures (one run, same texts for both methods):
   tiny-world text and on the shipped English prose (``bench/data/prose.txt``),
   with the ``vocab_size`` tokenizers; ``world_small`` repeats the world text with
   tokenizers of the tiny world's own sizes.
+* ``align.mass.<corpus>.<source>-><target>.<kind>``: for the same pairs and texts,
+  the share of teacher mass at the anchored target positions that maps
+  ``exact``, through a ``prefix``, to ``unk`` or is ``dropped``
+  (`profuser.align.project.count_mass`). Without models, the teacher is the
+  source tokenization's own bigram counts on that text (`bigram_teacher`).
 
 Times are process CPU time (other processes on shared cores do not enter).
 The ``vocab_size`` tokenizers are trained on world text, the prose and (the
@@ -30,6 +35,7 @@ natural text runs out of words.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import itertools
 import json
@@ -41,8 +47,12 @@ import time
 from importlib import resources
 from typing import Any
 
+import numpy as np
+
 from profuser.align import TokenAligner, build_vocab_map
 from profuser.align.dtw import dtw_align, edit_distance
+from profuser.align.project import count_mass, mass_shares
+from profuser.align.vocab_map import MAP_KINDS
 from profuser.bench.registry import register
 from profuser.io import cache_root
 
@@ -144,11 +154,51 @@ def _token_strings(aligner: TokenAligner, text: str) -> tuple[list[str], list[st
     return src, tgt
 
 
-def _fractions(toks: dict[str, Any], corpus: str, text: str) -> dict[str, float]:
+def bigram_teacher(ids: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """A stand-in teacher for a text without a model.  # [n] -> [n, k], [n, k]
+
+    Row i (which predicts token i) holds the ``k`` tokens that most often follow
+    token i-1 in the same token sequence (row 0: the most frequent tokens), with the
+    log of their share of all followers (not renormalised over the ``k``, like a
+    stored top-k); ties go to the token seen first.
+    """
+    ids = [int(i) for i in ids]
+    follow: dict[int | None, collections.Counter] = collections.defaultdict(collections.Counter)
+    for prev, nxt in zip([None, *ids[:-1]], ids, strict=True):
+        follow[prev][nxt] += 1
+    follow[None] = collections.Counter(ids)
+    out_ids = np.full((len(ids), k), -1, dtype=np.int64)
+    out_lp = np.full((len(ids), k), -np.inf, dtype=np.float32)
+    rows: dict[int | None, tuple[list[int], list[float]]] = {}
+    for i, prev in enumerate([None, *ids[:-1]]):
+        if prev not in rows:
+            counts = follow[prev]
+            total = sum(counts.values())
+            top = counts.most_common(k)
+            rows[prev] = ([t for t, _ in top], [float(np.log(c / total)) for _, c in top])
+        top_ids, top_lp = rows[prev]
+        out_ids[i, : len(top_ids)] = top_ids
+        out_lp[i, : len(top_lp)] = top_lp
+    return out_ids, out_lp
+
+
+def _fractions(
+    toks: dict[str, Any], corpus: str, text: str, aligners: dict | None = None
+) -> dict[str, float]:
+    """Aligned fraction and teacher-mass shares (bigram teacher) of every ordered pair."""
     out = {}
     for a, b in itertools.permutations(KINDS, 2):
-        al = TokenAligner(toks[a], toks[b], cache=False).align(text)
-        out[f"align.aligned_fraction.{corpus}.{a}->{b}"] = round(al.aligned_fraction, 4)
+        al = (aligners or {}).get((a, b)) or TokenAligner(toks[a], toks[b], cache=False)
+        if aligners is not None:
+            aligners[(a, b)] = al
+        res = al.align(text)
+        out[f"align.aligned_fraction.{corpus}.{a}->{b}"] = round(res.aligned_fraction, 4)
+        t_ids, t_lp = bigram_teacher(res.source_ids)
+        how = al.vocab_map.lookup_how(t_ids, res.source_contexts())
+        c = count_mass(res.target_to_source, t_ids, t_lp, how)
+        shares = mass_shares(c.positions, c.anchored, c.mass, c.stored)
+        for kind in MAP_KINDS:
+            out[f"align.mass.{corpus}.{a}->{b}.{kind}"] = shares[kind]
     return out
 
 
@@ -227,8 +277,9 @@ def bench_align(
 
     # Aligned fractions, every ordered pair, on world text and prose.
     world = world_text(60, seed=7)
-    out.update(_fractions(toks, "world", world))
-    out.update(_fractions(toks, "prose", prose()))
+    pairs: dict = {}  # one aligner (and vocabulary map) per pair for both texts
+    out.update(_fractions(toks, "world", world, pairs))
+    out.update(_fractions(toks, "prose", prose(), pairs))
     if world_small:
         out.update(_fractions(world_size_tokenizers(), "world_small", world))
     return out

@@ -6,6 +6,13 @@ distribution along that answer; `profuser.align` maps each onto the target's
 tokens of the same text. Stores ``align/train_mode`` and ``align/infer_mode``
 (distribution stores in the target vocabulary, one row per target answer token;
 rows with no slot carry no KL, per ``advantage.unaligned``).
+
+Each stored example also carries where its teacher's mass went
+(`profuser.align.project.count_mass`: target positions, anchored positions and
+the mass that maps exactly, through a prefix, to unk or is dropped), and the
+summary gives these per source (``mass``), read back from the whole store so a
+resumed run reports every example. A source's end-of-turn tokens (eos and its
+chat template's marker) map to the target's own end-of-turn token.
 """
 
 from __future__ import annotations
@@ -13,10 +20,13 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from profuser.align import TokenAligner
+from profuser.align.project import count_mass, mass_shares
+from profuser.align.vocab_map import MAP_KINDS
 from profuser.io.shards import read_rows_file
-from profuser.models.chat import encode_turn
+from profuser.models.chat import encode_turn, end_of_turn_ids
 from profuser.models.loading import load_tokenizer
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import StoreView, read_data, target_source
@@ -24,6 +34,39 @@ from profuser.stages.contracts import ALIGNED, CHOSEN, DATA_ROWS, SELECTION, TEA
 from profuser.teacher.storage import DistributionReader, DistributionWriter
 
 log = logging.getLogger("profuser")
+
+MASS_COLUMNS = tuple(f"mass_{k}" for k in MAP_KINDS)  # per-example scalars, see count_mass
+COUNT_COLUMNS = ("source", "aligned", "positions", "anchored", "stored_mass", *MASS_COLUMNS)
+
+
+def turn_end_pairs(source_tok, target_tok) -> dict[int, int]:
+    """The source's end-of-turn ids -> the token the target ends a turn with (its chat
+    template's special marker, else its eos); {} where the target has neither."""
+    ends = end_of_turn_ids(target_tok)
+    marker = [i for i in ends if i != target_tok.eos_token_id]
+    end = marker[0] if marker else target_tok.eos_token_id
+    return {} if end is None else dict.fromkeys(end_of_turn_ids(source_tok), end)
+
+
+def store_counts(store) -> tuple[float | None, dict[str, dict]]:
+    """(aligned fraction, per-source `mass_shares`) from an aligned store's per-example
+    columns, so that a resumed run counts the examples stored before it too."""
+    sums: dict[str, list] = {}
+    aligned = 0
+    for entry in store.manifest["shards"]:
+        path = store.directory / entry["file"]
+        table = pq.read_table(path, columns=list(COUNT_COLUMNS)).slice(0, entry["rows"])
+        cols = table.to_pydict()
+        aligned += sum(cols["aligned"])
+        for i, src in enumerate(cols["source"]):
+            acc = sums.setdefault(src, [0, 0, 0.0, np.zeros(len(MAP_KINDS))])
+            acc[0] += cols["positions"][i]
+            acc[1] += cols["anchored"][i]
+            acc[2] += cols["stored_mass"][i]
+            acc[3] += [cols[c][i] for c in MASS_COLUMNS]
+    total = sum(acc[0] for acc in sums.values())
+    mass = {src: mass_shares(p, a, m, st) for src, (p, a, st, m) in sorted(sums.items())}
+    return (round(aligned / total, 4) if total else None), mass
 
 
 def _store_mode(
@@ -46,7 +89,7 @@ def _store_mode(
     )
     readers: dict[str, StoreView] = {}
     aligners: dict[str, TokenAligner] = {}
-    aligned = total = missing = 0
+    missing = 0
     for row, answer, src in jobs:
         if row["id"] in writer.stored_ids:
             continue
@@ -62,28 +105,47 @@ def _store_mode(
             : len(rec.ids)
         ]
         t_ids = encode_turn(target_tok, row["system"], row["instruction"], answer).answer_ids
-        al = aligners.get(src) or aligners.setdefault(src, TokenAligner(stok, target_tok))
+        al = aligners.get(src)
+        if al is None:
+            al = aligners[src] = TokenAligner(stok, target_tok)
+            # cached_property: the instance attribute replaces the plain map
+            al.vocab_map = al.vocab_map.with_pairs(turn_end_pairs(stok, target_tok))
         alignment = al.align(answer, source_ids=s_ids, target_ids=t_ids)
         proj = al.project(alignment, rec.ids, rec.logprobs, policy=adv.unaligned)
+        n = len(alignment.source_ids)
+        how = al.vocab_map.lookup_how(rec.ids[:n], alignment.source_contexts())
+        count = count_mass(alignment.target_to_source, rec.ids[:n], rec.logprobs[:n], how)
         ids = np.where(proj.mask[:, None], proj.ids, -1)
         lps = np.where(ids >= 0, proj.logprobs, -np.inf).astype(np.float32)
         # empty slots must trail the real ones for storage
         order = np.argsort(ids < 0, axis=1, kind="stable")
         ids = np.take_along_axis(ids, order, 1)
         lps = np.take_along_axis(lps, order, 1)
-        writer.add(row["id"], ids, lps, source=src, aligned=int(proj.aligned.sum()))
-        aligned += int(proj.aligned.sum())
-        total += len(t_ids)
+        writer.add(
+            row["id"],
+            ids,
+            lps,
+            source=src,
+            aligned=int(proj.aligned.sum()),
+            positions=count.positions,
+            anchored=count.anchored,
+            stored_mass=count.stored,
+            **{c: float(m) for c, m in zip(MASS_COLUMNS, count.mass, strict=True)},
+        )
     writer.close()
+    store = DistributionReader(ctx.path(ALIGNED, mode=mode))
+    aligned_fraction, mass = store_counts(store)
     return {
-        "examples": len(DistributionReader(ctx.path(ALIGNED, mode=mode))),
+        "examples": len(store),
         "no_teacher": missing,
-        "aligned_fraction": round(aligned / total, 4) if total else None,
+        "aligned_fraction": aligned_fraction,  # target positions given a teacher row
+        "mass": mass,  # per source, see `profuser.align.project.mass_shares`
     }
 
 
 @stage(
     "align",
+    version=2,  # end-of-turn tokens map to the target's; per-example mass counts
     reads=(
         "advantage.unaligned",
         "advantage.logprob_format",

@@ -3,8 +3,10 @@
 Besides the paper's tables, results.json holds ``transfer`` (per task and skill:
 each model's score with its 95% interval, who leads, each variant's takeover or
 retained, per-variant medians, the oracle gap closed and the selection accuracy;
-see `profuser.report.transfer`, `profuser.report.selection_accuracy`) and ``intervals`` (each
-model's average and the claims' paired differences; see `profuser.report.intervals`).
+see `profuser.report.transfer`, `profuser.report.selection_accuracy`), ``intervals`` (each
+model's average and the claims' paired differences; see `profuser.report.intervals`) and
+``alignment`` (per mode and source, where the teacher's mass went in the target's
+vocabulary; see `profuser.report.alignment`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from profuser.io import atomic_write_bytes, atomic_write_json, read_json
 from profuser.io.shards import read_rows, read_rows_file
 from profuser.pipeline import StageContext, stage
+from profuser.report.alignment import alignment_markdown, alignment_section
 from profuser.report.intervals import intervals_section
 from profuser.report.selection_accuracy import (
     VERIFIER_THRESHOLD,
@@ -93,7 +96,7 @@ def load_selection_accuracy(ctx: StageContext) -> dict[str, Any] | None:
 @stage(
     "report",
     reads=("target", "seed", "reward_models", "sources", "name"),
-    upstream=("data", "teacher", "score", "train", "eval"),
+    upstream=("data", "teacher", "score", "align", "train", "eval"),
     inputs=(DATA_ROWS, ANSWERS, SCORES, CHOSEN, SELECTION, TRAINED, EVAL_RECORDS, EVAL_SCORES),
     outputs=(REPORT_FILES,),
 )
@@ -132,6 +135,7 @@ def run(ctx: StageContext) -> dict:
     if accuracy:
         transfer["selection_accuracy"] = accuracy
     intervals, diffs = intervals_section(evaluated, cfg.target)
+    alignment = alignment_section(ctx.summary_of("align"))
     atomic_write_json(
         ctx.path(REPORT_FILES, file="results.json"),
         {
@@ -142,6 +146,7 @@ def run(ctx: StageContext) -> dict:
             "answer_lengths": lengths,
             "transfer": transfer,
             "intervals": intervals,
+            "alignment": alignment,
         },
     )
     figs = []
@@ -177,6 +182,7 @@ def run(ctx: StageContext) -> dict:
         "",
     ]
     lines += transfer_markdown(transfer)
+    lines += alignment_markdown(alignment, cfg.target)
     lines += ["## Figures", "", *[f"![{f}]({f})" for f in figs], ""]
     atomic_write_bytes(ctx.path(REPORT_FILES, file="report.md"), "\n".join(lines).encode())
     return {"models": len(models), "figures": len(figs)}

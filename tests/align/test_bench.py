@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
+import pytest
+
+from profuser.align.vocab_map import MAP_KINDS
 from profuser.bench import registry
-from profuser.bench.align import bench_align
+from profuser.bench.align import bench_align, bigram_teacher
 
 
 def test_bench_align_reports_every_figure():
@@ -29,4 +33,19 @@ def test_bench_align_reports_every_figure():
         for a, b in itertools.permutations(kinds, 2):
             frac = out[f"align.aligned_fraction.{corpus}.{a}->{b}"]
             assert 0.0 <= frac <= 1.0
+            shares = [out[f"align.mass.{corpus}.{a}->{b}.{k}"] for k in MAP_KINDS]
+            assert sum(shares) == pytest.approx(1.0, abs=5e-5) and min(shares) >= 0.0
+        # a byte-level source proposes whitespace that WordPiece cannot spell
+        assert out[f"align.mass.{corpus}.byte_bpe->wordpiece.dropped"] > 0.0
     assert all(k.startswith("align.") for k in out)
+
+
+def test_bigram_teacher():
+    ids, lps = bigram_teacher(np.array([5, 6, 5, 7, 5, 6]), k=2)
+    # row 0: the most frequent tokens (5: 3/6, 6: 2/6); after 5: 6 twice, 7 once; after 6: 5
+    assert ids.tolist() == [[5, 6], [6, 7], [5, -1], [6, 7], [5, -1], [6, 7]]
+    p = np.exp(lps)
+    assert p[0].tolist() == pytest.approx([0.5, 1 / 3]) and p[1].tolist() == pytest.approx(
+        [2 / 3, 1 / 3]
+    )
+    assert p[2, 0] == pytest.approx(1.0) and np.isneginf(lps[2, 1])

@@ -14,6 +14,8 @@ from profuser.align import (
     merge_topk,
     project_to_target,
 )
+from profuser.align.project import count_mass, mass_shares
+from profuser.align.vocab_map import MAP_DROPPED, MAP_EXACT, MAP_KINDS, MAP_PREFIX, MAP_UNK
 
 
 def test_merge_topk_sums_sorts_and_renormalises():
@@ -100,3 +102,93 @@ def test_teacher_forced_rows_land_on_the_target_token(tokenizers, pair):
     onehot = al.project(a, src_ids, src_lp, policy="onehot_gt")
     rows = np.flatnonzero(~onehot.aligned)
     assert (onehot.ids[rows, 0] == a.target_ids[rows]).all() and onehot.mask.all()
+
+
+def _digits_tokenizer(whole_year: bool):
+    """A hand-made tokenizer: digits, ".", "20", "24" and, for the source, "2024" whole and
+    an end-of-turn marker "<|end|>" that the target lacks (and the target has no unk)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"2": 0, "0": 1, "4": 2, ".": 3, "20": 4, "24": 5}
+    merges = [("2", "0"), ("2", "4")]
+    if whole_year:
+        vocab.update({"2024": 6, "</s>": 7, "<|end|>": 8})
+        merges.append(("20", "24"))
+    else:
+        vocab["</s>"] = 6
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tok.pre_tokenizer = pre_tokenizers.Punctuation()
+    extra = ["<|end|>"] if whole_year else None
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="</s>", additional_special_tokens=extra
+    )
+
+
+def test_mass_on_a_hand_made_pair():
+    """ "2024." is "2024" "." in the source and "20" "24" "." in the target."""
+    src, tgt = _digits_tokenizer(True), _digits_tokenizer(False)
+    al = TokenAligner(src, tgt, cache=False)
+    a = al.align("2024.")
+    assert a.target_ids.tolist() == [4, 5, 3] and a.target_to_source.tolist() == [0, -1, 1]
+    vm = al.vocab_map
+    # "2024" -> "20" (the target's first piece), "20" itself, "<|end|>" nowhere
+    assert vm.lookup(np.array([6, 4, 8])).tolist() == [4, 4, -1]
+    assert vm.lookup_how(np.array([6, 4, 8, 99, -1])).tolist() == [
+        MAP_PREFIX,
+        MAP_EXACT,
+        MAP_DROPPED,
+        MAP_DROPPED,
+        MAP_DROPPED,
+    ]
+    # Row 0 predicts "2024": 0.6 on it, 0.2 on "20", 0.1 on "<|end|>" (0.9 stored);
+    # row 1 predicts ".": 0.5 on it, 0.5 on "2024".
+    ids = np.array([[6, 4, 8], [3, 6, -1]])
+    lps = np.log(np.array([[0.6, 0.2, 0.1], [0.5, 0.5, 1.0]]))
+    lps[1, 2] = EMPTY_LOGPROB
+    how = vm.lookup_how(ids, a.source_contexts())
+    c = count_mass(a.target_to_source, ids, lps, how)
+    assert (c.positions, c.anchored) == (3, 2)
+    assert c.stored == pytest.approx(1.9)
+    exact, prefix, unk, dropped = c.mass
+    assert exact == pytest.approx(0.2 / 0.9 + 0.5)
+    assert prefix == pytest.approx(0.6 / 0.9 + 0.5)
+    assert unk == 0.0 and dropped == pytest.approx(0.1 / 0.9)
+    shares = mass_shares(c.positions, c.anchored, c.mass, c.stored)
+    assert shares == {
+        "positions_aligned": round(2 / 3, 4),
+        "exact": round((0.2 / 0.9 + 0.5) / 2, 5),
+        "prefix": round((0.6 / 0.9 + 0.5) / 2, 5),
+        "unk": 0.0,
+        "dropped": round(0.1 / 0.9 / 2, 5),
+        "stored_mass": 0.95,
+    }
+    # Sending the end-of-turn marker to the target's eos keeps its mass, as exact.
+    paired = vm.with_pairs({8: tgt.eos_token_id})
+    assert paired.lookup(np.array([8])).tolist() == [tgt.eos_token_id]
+    c2 = count_mass(a.target_to_source, ids, lps, paired.lookup_how(ids, a.source_contexts()))
+    assert c2.mass[MAP_DROPPED] == 0.0
+    assert c2.mass[MAP_EXACT] == pytest.approx(exact + dropped)
+    assert (vm.lookup(np.array([8])) == -1).all()  # the original map is unchanged
+    # The projection keeps exactly the mass the count calls kept.
+    proj = al.project(a, ids, lps, policy="skip")
+    assert proj.ids[0, :2].tolist() == [4, -1]  # "2024" and "20" both on "20"; "<|end|>" gone
+    assert np.exp(proj.logprobs[0, 0]) == pytest.approx(1.0)
+
+
+def test_count_mass_edge_rows():
+    t2s = np.array([-1, 0, 1, 2])
+    ids = np.array([[1, 2], [-1, -1], [3, 4]])
+    lps = np.array([[0.0, -np.inf], [-np.inf, -np.inf], [np.log(0.25), np.log(0.25)]])
+    how = np.array([[MAP_UNK, MAP_EXACT], [MAP_EXACT, MAP_EXACT], [MAP_EXACT, MAP_PREFIX]])
+    c = count_mass(t2s, ids, lps, how)
+    # row 1 has no stored mass: anchored, but no mass; row 2 is renormalised to 1
+    assert (c.positions, c.anchored) == (4, 3)
+    assert c.mass.tolist() == pytest.approx([0.5, 0.5, 1.0, 0.0])
+    assert c.stored == pytest.approx(1.5)
+    empty = count_mass(np.array([-1, -1]), ids, lps, how)
+    assert (empty.anchored, float(empty.mass.sum())) == (0, 0.0)
+    shares = mass_shares(empty.positions, empty.anchored, empty.mass, empty.stored)
+    assert shares["positions_aligned"] == 0.0
+    assert all(shares[k] is None for k in (*MAP_KINDS, "stored_mass"))
+    assert mass_shares(0, 0, np.zeros(4), 0.0)["positions_aligned"] is None

@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from profuser.align import TokenAligner, build_vocab_map
 from profuser.align.chars import CTX_GLUED, CTX_OTHER, CTX_SPACE
 from profuser.align.surface import build_token_table
-from profuser.align.vocab_map import pair_key
+from profuser.align.vocab_map import (
+    MAP_DROPPED,
+    MAP_EXACT,
+    MAP_PREFIX,
+    MAP_UNK,
+    VocabMap,
+    pair_key,
+)
 from tests.align.conftest import KINDS, SlowLike
 from tests.align.reference import surface
 
@@ -279,6 +286,7 @@ def test_cache_roundtrip_and_key(tokenizers, tmp_path, monkeypatch):
     monkeypatch.setattr("profuser.align.vocab_map.build_map_from_tables", boom)
     again = build_vocab_map(src, tgt, cache=tmp_path)
     assert np.array_equal(first.ids, again.ids)
+    assert np.array_equal(first.how, again.how) and again.how.dtype == np.int8
     monkeypatch.undo()
     # Damaged entries are rebuilt; direction and contents change the key.
     files[0].write_bytes(b"not a numpy file")
@@ -297,3 +305,63 @@ def test_cache_defaults_to_profuser_cache(tokenizers, tmp_path, monkeypatch):
     monkeypatch.setenv("PROFUSER_CACHE", str(none))
     build_vocab_map(tokenizers["wordpiece"], tokenizers["byte_bpe"], cache=False)
     assert not none.exists()
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=lambda p: f"{p[0]}->{p[1]}")
+def test_each_entry_says_how_it_was_reached(aligners, pair):
+    al = aligners[pair]
+    vm, src, tgt = al.vocab_map, al.source_table, al.target_table
+    assert vm.how.shape == vm.ids.shape
+    assert np.array_equal(vm.how == MAP_DROPPED, vm.ids < 0)
+    if tgt.unk_id >= 0:
+        assert (vm.ids[vm.how == MAP_UNK] == tgt.unk_id).all()
+    if "wordpiece" in pair:
+        return  # spaces and folding: covered by the WordPiece cases below
+    ordinary = np.flatnonzero(src.present & ~src.special)
+    for sid in ordinary.tolist():
+        how, tid = vm.how[CTX_OTHER, sid], vm.ids[CTX_OTHER, sid]
+        s, t = src.surfaces[sid], tgt.surfaces[tid] if tid >= 0 else None
+        if how == MAP_EXACT:
+            assert t == s, sid
+        elif how == MAP_PREFIX:
+            assert len(t) < len(s) and s.startswith(t), sid
+
+
+def test_kinds_of_the_conventions(aligners):
+    def how(pair, tokens, ctx=CTX_OTHER):
+        al = aligners[pair]
+        return [int(al.vocab_map.how[ctx, _tid(al.source, t)]) for t in tokens]
+
+    bb_ms, bb_wp = ("byte_bpe", "metaspace_bpe"), ("byte_bpe", "wordpiece")
+    assert how(bb_ms, ["Ġthe", "Ã"]) == [MAP_EXACT, MAP_EXACT]
+    assert how(bb_wp, ["Ġthe", "ĠThe"]) == [MAP_EXACT, MAP_EXACT]  # spaces and case folded away
+    assert how(bb_wp, ["Ċ", "Ġ", "Ã"]) == [MAP_DROPPED, MAP_DROPPED, MAP_UNK]
+    assert how(("wordpiece", "byte_bpe"), ["the"], CTX_SPACE) == [MAP_EXACT]  # " the"
+    ms_bb, ms_wp = ("metaspace_bpe", "byte_bpe"), ("metaspace_bpe", "wordpiece")
+    assert how(ms_bb, ["<|im_end|>", "</s>"]) == [MAP_DROPPED, MAP_EXACT]
+    assert how(ms_wp, ["<|im_end|>"]) == [MAP_UNK]
+    unk = aligners[ms_wp].source.unk_token_id  # unk -> unk by role
+    assert aligners[ms_wp].vocab_map.how[CTX_OTHER, unk] == MAP_EXACT
+
+
+def test_punctuation_inside_a_word_starts_a_wordpiece_word(aligners):
+    """ "Paris" + "." : BERT's pre-tokenizer splits before ".", so the target's own token
+    there is the word-initial "."; it used to be "[UNK]" (no "##." piece)."""
+    for src in ("byte_bpe", "metaspace_bpe"):
+        al = aligners[(src, "wordpiece")]
+        dot = _tid(al.source, ".")
+        assert al.vocab_map.ids[CTX_GLUED, dot] == _tid(al.target, ".")
+        assert al.vocab_map.how[CTX_GLUED, dot] == MAP_EXACT
+    assert _map(aligners, ("byte_bpe", "wordpiece"), ["s"], CTX_GLUED) == ["##s"]
+
+
+def test_pairs_override_every_context():
+    ids = np.array([[0, 1, -1]] * 3, dtype=np.int32)
+    vm = VocabMap(ids=ids, target_size=4)
+    assert vm.how.tolist() == [[MAP_EXACT, MAP_EXACT, MAP_DROPPED]] * 3
+    paired = vm.with_pairs({2: 3, 0: 9, 7: 1})  # out-of-range entries are ignored
+    assert paired.ids.tolist() == [[0, 1, 3]] * 3
+    assert (paired.how[:, 2] == MAP_EXACT).all() and (vm.ids[:, 2] == -1).all()
+    assert paired.lookup_how(np.array([[2, 5, -1]]), np.array([1])).tolist() == [
+        [MAP_EXACT, MAP_DROPPED, MAP_DROPPED]
+    ]
