@@ -27,12 +27,17 @@ tokenizations are aligned exactly by where their tokens start in it:
   character on. Positions without one follow an `UNALIGNED_POLICIES` entry
   (``onehot_gt``: all mass on the target's own token; ``skip``: no KL there).
 
-Typical use in the align stage::
+Typical use in the align stage, a batch of answers at a time (each side encoded
+in one batch call of the fast tokenizer, offsets only where they are read)::
 
     aligner = TokenAligner(source_tok, target_tok)
-    al = aligner.align(response_text, source_ids=src_ids, target_ids=tgt_ids)
-    proj = aligner.project(al, topk_ids, topk_logprobs, policy=cfg.advantage.unaligned)
-    # proj.ids / proj.logprobs: [n_t, k]; proj.mask: [n_t]
+    src_ids = aligner.encode(answers, "source")  # tokenizer(answer)'s ids, per answer
+    tgt_ids = aligner.encode(answers, "target")
+    for al, (topk_ids, topk_logprobs) in zip(aligner.align_batch(answers, src_ids, tgt_ids), ...):
+        proj = aligner.project(al, topk_ids, topk_logprobs, policy=cfg.advantage.unaligned)
+        # proj.ids / proj.logprobs: [n_t, k]; proj.mask: [n_t]
+
+``aligner.align(text, source_ids=..., target_ids=...)`` does the same for one text.
 """
 
 from profuser.align.aligner import Alignment, TokenAligner, match_anchors

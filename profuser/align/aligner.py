@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from profuser.align.chars import TextIndex
+from profuser.align.encode import TokenBatch, backend_encode, encode_texts
 from profuser.align.project import Projection, project_to_target
 from profuser.align.spans import (
     anchors,
@@ -17,6 +19,7 @@ from profuser.align.spans import (
     has_offsets,
     offset_backend,
     offset_spans,
+    spells_text,
     walk_spans,
 )
 from profuser.align.surface import TokenTable, build_token_table
@@ -56,16 +59,24 @@ def match_anchors(source_anchors: np.ndarray, target_anchors: np.ndarray) -> np.
     """For each target anchor, the source token with the same anchor, else -1.
 
     # [n_s], [n_t] -> [n_t]. Both anchor arrays increase strictly where they are
-    >= 0, so one vectorised merge (searchsorted) finds every match.
+    >= 0, so each anchor names at most one token: a table indexed by anchor (byte
+    offsets, so no longer than the text) finds every match at once.
     """
-    src_idx = np.flatnonzero(source_anchors >= 0)  # [m]
-    src = source_anchors[src_idx]  # [m] strictly increasing
     out = np.full(len(target_anchors), -1, dtype=np.int64)
-    if len(src) == 0:
+    src_idx = np.flatnonzero(source_anchors >= 0)  # [m]
+    tgt_idx = np.flatnonzero(target_anchors >= 0)
+    if len(src_idx) == 0 or len(tgt_idx) == 0:
         return out
-    pos = np.minimum(np.searchsorted(src, target_anchors), len(src) - 1)  # [n_t]
-    hit = (target_anchors >= 0) & (src[pos] == target_anchors)
-    out[hit] = src_idx[pos[hit]]
+    src, tgt = source_anchors[src_idx], target_anchors[tgt_idx]
+    top = max(int(src[-1]), int(tgt[-1])) + 1
+    if top > 64 * (len(src) + len(tgt)) + 4096:  # sparse anchors: a sorted merge instead
+        pos = np.minimum(np.searchsorted(src, tgt), len(src) - 1)
+        hit = src[pos] == tgt
+        out[tgt_idx[hit]] = src_idx[pos[hit]]
+        return out
+    slot = np.full(top, -1, dtype=np.int64)
+    slot[src] = src_idx
+    out[tgt_idx] = slot[tgt]
     return out
 
 
@@ -104,6 +115,8 @@ class TokenAligner:
         }
         self.source_table: TokenTable = build_token_table(source_tokenizer)
         self.target_table: TokenTable = build_token_table(target_tokenizer)
+        # Per side: texts placed so far, and how many by their token bytes alone.
+        self._exact_counts = {"source": [0, 0], "target": [0, 0]}
 
     @cached_property
     def vocab_map(self) -> VocabMap:
@@ -115,39 +128,93 @@ class TokenAligner:
             tables=(self.source_table, self.target_table),
         )
 
-    def _side(
+    def _parts(self, side: str) -> tuple[Any, TokenTable, bool]:
+        """(tokenizer, table, whether it reports offsets) of ``side``: "source" or "target"."""
+        if side == "source":
+            return self.source, self.source_table, self.source_offsets
+        if side == "target":
+            return self.target, self.target_table, self.target_offsets
+        raise ValueError(f"side must be 'source' or 'target', not {side!r}")
+
+    def _wants_offsets(self, side: str) -> bool:
+        """Whether encoding ``side`` should compute offsets: unless its token bytes spell
+        the text, which they have done for most texts so far (a tokenizer that drops
+        the text's whitespace, T5's, rarely does)."""
+        tok, table, offsets = self._parts(side)
+        if not (offsets and spells_text(table)) or table.marks_words:
+            return offsets
+        tries, hits = self._exact_counts[side]
+        return tries >= 8 and 2 * hits < tries
+
+    def encode(self, texts: Sequence[str], side: str) -> TokenBatch:
+        """``side``'s ids of ``texts`` as ``tokenizer(text, add_special_tokens=False)`` gives
+        them (`encode_texts`), one batch call, with offsets where `align_batch` will read
+        them. # -> TokenBatch of len(texts)"""
+        tok, _, offsets = self._parts(side)
+        own = offsets and self._backends[id(tok)] is tok.backend_tokenizer
+        return encode_texts(tok, texts, offsets=own and self._wants_offsets(side))
+
+    def _sides(
         self,
-        tok: Any,
-        table: TokenTable,
-        offsets: bool,
-        index: TextIndex,
-        ids: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, anchors) of one side; given ``ids`` are kept and placed in the text.
+        side: str,
+        indexes: list[TextIndex],
+        given: TokenBatch | Sequence[Any] | None,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(ids, anchors) of one side for each text; given ids are kept and placed in the text.
 
         Cheapest first: token bytes that spell the text exactly, then the offset
         mapping of a fresh encoding (when it gives the same ids), then the walk.
+        Fresh encodings are made for the whole batch at once, with offsets only for
+        the texts that need them.
         """
-        if ids is None:
-            if offsets:
-                enc = self._backends[id(tok)].encode(index.text, add_special_tokens=False)
-                id_list = enc.ids
-                id_arr = np.asarray(id_list, dtype=np.int64)
-                anc = exact_anchors(index, table, id_list)
-                if anc is None:
-                    anc = anchors(index, offset_spans(enc), *self._token_facts(table, id_arr))
-                return id_arr, anc
-            ids = tok.encode(index.text, add_special_tokens=False)
-        id_arr = np.asarray(ids, dtype=np.int64)
-        anc = exact_anchors(index, table, id_arr.tolist())
-        if anc is not None:
-            return id_arr, anc
-        facts = self._token_facts(table, id_arr)
-        if offsets:
-            enc = self._backends[id(tok)].encode(index.text, add_special_tokens=False)
-            if np.array_equal(id_arr, enc.ids):  # the plain encoding after all: its offsets
-                return id_arr, anchors(index, offset_spans(enc), *facts)
-        return id_arr, anchors(index, walk_spans(index, table, id_arr), *facts)
+        tok, table, offsets = self._parts(side)
+        backend = self._backends.get(id(tok))
+        texts = [index.text for index in indexes]
+        encs: list[Any] | None = None  # encodings with ``backend``'s offsets, per text
+        if given is None and offsets:
+            want = self._wants_offsets(side)
+            got = backend_encode(backend, texts, want)
+            id_lists: Sequence[Any] = [e.ids for e in got]
+            encs = got if want else None
+        elif given is None:
+            id_lists = [tok.encode(t, add_special_tokens=False) for t in texts]
+        elif isinstance(given, TokenBatch):
+            id_lists = given.ids
+            if offsets and given.encodings is not None and given.backend is backend:
+                encs = given.encodings
+        else:
+            id_lists = given
+        if len(id_lists) != len(texts):
+            raise ValueError(f"{len(id_lists)} {side} id lists for {len(texts)} texts")
+        out = []
+        pending = []
+        counts = self._exact_counts[side]
+        for i, (index, ids) in enumerate(zip(indexes, id_lists, strict=True)):
+            if isinstance(ids, list):  # fromiter reads a list faster than asarray
+                arr = np.fromiter(ids, dtype=np.int64, count=len(ids))
+            else:
+                arr = np.asarray(ids, dtype=np.int64)
+            anc = exact_anchors(index, table, arr)
+            counts[0] += 1
+            counts[1] += anc is not None
+            out.append((arr, anc))
+            if anc is None:
+                pending.append(i)
+        if pending and offsets and encs is None:
+            fresh = backend_encode(backend, [texts[i] for i in pending], True)
+            encs = [None] * len(texts)
+            for i, enc in zip(pending, fresh, strict=True):
+                encs[i] = enc
+        for i in pending:
+            index, arr = indexes[i], out[i][0]
+            facts = self._token_facts(table, arr)
+            enc = encs[i] if encs is not None else None
+            if enc is not None and (given is None or np.array_equal(arr, enc.ids)):
+                spans = offset_spans(enc)  # the plain encoding after all: its offsets
+            else:
+                spans = walk_spans(index, table, arr)
+            out[i] = (arr, anchors(index, spans, *facts))
+        return out
 
     @staticmethod
     def _token_facts(
@@ -172,30 +239,39 @@ class TokenAligner:
         context (a chat template) and differ from encoding ``text`` alone: they are
         placed in ``text`` as given.
         """
-        index = TextIndex(text)
-        s_ids, s_anc = self._side(
-            self.source,
-            self.source_table,
-            self.source_offsets,
-            index,
-            None if source_ids is None else np.asarray(source_ids),
-        )
-        t_ids, t_anc = self._side(
-            self.target,
-            self.target_table,
-            self.target_offsets,
-            index,
-            None if target_ids is None else np.asarray(target_ids),
-        )
-        return Alignment(
-            text=text,
-            source_ids=s_ids,
-            target_ids=t_ids,
-            source_anchors=s_anc,
-            target_anchors=t_anc,
-            target_to_source=match_anchors(s_anc, t_anc),
-            index=index,
-        )
+        return self.align_batch(
+            [text],
+            None if source_ids is None else [source_ids],
+            None if target_ids is None else [target_ids],
+        )[0]
+
+    def align_batch(
+        self,
+        texts: Sequence[str],
+        source_ids: TokenBatch | Sequence[Any] | None = None,
+        target_ids: TokenBatch | Sequence[Any] | None = None,
+    ) -> list[Alignment]:
+        """`align` for each of ``texts``, each side encoded in one batch call.
+
+        ``source_ids``/``target_ids``: None (encode here), one id sequence per text,
+        or a `TokenBatch` from `encode` (whose offsets are used where its ids need
+        them). The result is the same as `align` text by text.
+        """
+        indexes = [TextIndex(t) for t in texts]
+        src = self._sides("source", indexes, source_ids)
+        tgt = self._sides("target", indexes, target_ids)
+        return [
+            Alignment(
+                text=index.text,
+                source_ids=s_ids,
+                target_ids=t_ids,
+                source_anchors=s_anc,
+                target_anchors=t_anc,
+                target_to_source=match_anchors(s_anc, t_anc),
+                index=index,
+            )
+            for index, (s_ids, s_anc), (t_ids, t_anc) in zip(indexes, src, tgt, strict=True)
+        ]
 
     def map_topk(
         self,

@@ -43,6 +43,11 @@ WS_CODEPOINTS = np.array(
     dtype=np.uint32,
 )
 
+# Whether each code point up to the last whitespace one is whitespace; one past it
+# (False) stands for every higher code point.
+_WS_LOOKUP = np.zeros(int(WS_CODEPOINTS.max()) + 2, dtype=bool)
+_WS_LOOKUP[WS_CODEPOINTS] = True
+
 # Blocks of CJK ideographs: each ideograph is a word of its own for BERT.
 _CJK_RANGES = (
     (0x3400, 0x4DBF),
@@ -115,7 +120,8 @@ class TextIndex:
         self.text = text
         # Code points via UTF-32 is a single C call, far cheaper than iterating over str.
         self.codepoints = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # [L]
-        self.is_ws = np.isin(self.codepoints, WS_CODEPOINTS)  # [L]
+        cps = np.minimum(self.codepoints, len(_WS_LOOKUP) - 1)
+        self.is_ws = _WS_LOOKUP[cps]  # [L]
 
     def __len__(self) -> int:
         return len(self.text)
@@ -148,6 +154,15 @@ class TextIndex:
     def nonws_bytes(self) -> np.ndarray:
         """Byte offsets where the non-whitespace characters start.  # [L']"""
         return self.byte_of_char[self.nonws_positions]
+
+    @cached_property
+    def next_nonws_byte(self) -> np.ndarray:
+        """Where the first non-whitespace character at or after each byte starts (the byte
+        length nb where none does).  # [nb + 1]"""
+        nb = int(self.byte_of_char[-1])
+        out = np.full(nb + 1, nb, dtype=np.int64)
+        out[self.nonws_bytes] = self.nonws_bytes
+        return np.minimum.accumulate(out[::-1])[::-1]
 
     @cached_property
     def utf8(self) -> bytes:

@@ -228,6 +228,25 @@ class TokenTable:
         """Surface length of each id in bytes.  # [size]"""
         return np.fromiter(map(len, self.surfaces), dtype=np.int64, count=self.size)
 
+    @cached_property
+    def ws_seen_lookup(self) -> np.ndarray:
+        """`ws_seen` by code point, -1 for code points it leaves alone (the last entry
+        stands for every higher one).  # [max key + 2] int64"""
+        out = np.full(max(self.ws_seen, default=-1) + 2, -1, dtype=np.int64)
+        for cp, first in self.ws_seen.items():
+            out[cp] = first
+        return out
+
+    @cached_property
+    def surface_bytes(self) -> np.ndarray:
+        """Every id's surface, concatenated in id order.  # [sum(surface_len)] uint8"""
+        return np.frombuffer(b"".join(self.surfaces), dtype=np.uint8)
+
+    @cached_property
+    def surface_start(self) -> np.ndarray:
+        """Where each id's surface begins in `surface_bytes`.  # [size]"""
+        return np.cumsum(self.surface_len) - self.surface_len
+
     @property
     def folds(self) -> bool:
         """Whether the tokenizer's normaliser lower-cases or strips accents."""

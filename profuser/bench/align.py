@@ -6,13 +6,22 @@ Figures (one run, same texts for both methods):
   encodings included, vocabulary map already built) on texts of about
   ``target_tokens`` target tokens; source byte-level BPE, target Metaspace BPE
   with byte fallback, both ``vocab_size`` entries. ``..._tokenizers_only`` is
-  the part of it spent in the two tokenizers' own ``encode`` calls.
+  what the two tokenizers' own encode calls take on such a text
+  (`TokenAligner.encode`: offsets only for a side that reads them).
 * ``align.speedup_vs_dtw``: pure-Python DTW over the same token strings
   (`profuser.align.dtw`, edit-distance cell cost) on the first ``dtw_texts``
   texts, divided by our median on those same texts. DTW is handed both
   tokenizations; ours pays for encoding the text twice, so the ratio is
   conservative. ``..._given_tokens`` (and ``ms_per_2048_pair_given_tokens``)
   hand ours the same token ids, as the align stage does.
+* ``align.ms_per_2048_pair_batched``: milliseconds per text of aligning a batch of
+  ``batch_size`` such texts as the align stage does (`TokenAligner.encode` each
+  side's batch in one call, both tokenisations included, then
+  `TokenAligner.align_batch`), the median over ``batch_repeats`` batches. Wall
+  clock, since the backend encodes a batch in threads; ``..._cpu`` is process CPU
+  time, and ``..._tokenizers`` (``_cpu``) the two encode calls' part of it.
+  ``align.speedup_vs_dtw_batched``: DTW's CPU milliseconds on the first
+  ``dtw_texts`` texts of that batch over ours (CPU, per text of the batch).
 * ``align.vocab_map_s_32k``: seconds to build that pair's vocabulary map from
   scratch (token tables included, no cache).
 * ``align.aligned_fraction.<corpus>.<source>-><target>``: share of target
@@ -26,7 +35,8 @@ Figures (one run, same texts for both methods):
   (`profuser.align.project.count_mass`). Without models, the teacher is the
   source tokenization's own bigram counts on that text (`bigram_teacher`).
 
-Times are process CPU time (other processes on shared cores do not enter).
+Times are process CPU time (other processes on shared cores do not enter), except
+the batched wall-clock figures.
 The ``vocab_size`` tokenizers are trained on world text, the prose and (the
 two BPEs, so that they reach 32k entries) seeded pseudo-words, then cached
 under ``$PROFUSER_CACHE/bench_align``; the WordPiece one stops where the
@@ -154,6 +164,33 @@ def _token_strings(aligner: TokenAligner, text: str) -> tuple[list[str], list[st
     return src, tgt
 
 
+def _batched(aligner: TokenAligner, texts: list[str], repeats: int) -> dict[str, float]:
+    """Per-pair milliseconds of aligning ``texts`` as the align stage does: each side's
+    batch encoded in one call (`TokenAligner.encode`), then `TokenAligner.align_batch`.
+    Wall clock (the backend encodes a batch in threads) and process CPU time, the
+    median over ``repeats`` batches; ``..._tokenizers`` is the two encode calls' share."""
+    n = len(texts)
+
+    def once() -> tuple[float, float, float, float]:
+        w0, c0 = time.perf_counter_ns(), time.process_time_ns()
+        s_ids, t_ids = aligner.encode(texts, "source"), aligner.encode(texts, "target")
+        w1, c1 = time.perf_counter_ns(), time.process_time_ns()
+        aligner.align_batch(texts, s_ids, t_ids)
+        w2, c2 = time.perf_counter_ns(), time.process_time_ns()
+        return (w2 - w0) / 1e6 / n, (c2 - c0) / 1e6 / n, (w1 - w0) / 1e6 / n, (c1 - c0) / 1e6 / n
+
+    once()  # warm: vocabulary arrays, and which sides need offsets
+    runs = [once() for _ in range(repeats)]
+    wall, cpu, enc_wall, enc_cpu = (statistics.median(r[i] for r in runs) for i in range(4))
+    return {
+        "align.batch_size": n,
+        "align.ms_per_2048_pair_batched": round(wall, 3),
+        "align.ms_per_2048_pair_batched_cpu": round(cpu, 3),
+        "align.ms_per_2048_pair_batched_tokenizers": round(enc_wall, 3),
+        "align.ms_per_2048_pair_batched_tokenizers_cpu": round(enc_cpu, 3),
+    }
+
+
 def bigram_teacher(ids: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """A stand-in teacher for a text without a model.  # [n] -> [n, k], [n, k]
 
@@ -211,6 +248,8 @@ def bench_align(
     dtw_texts: int = 1,
     world_small: bool = True,
     pseudo_lines: int | None = None,
+    batch_size: int = 64,
+    batch_repeats: int = 5,
 ) -> dict[str, float | int | str]:
     """Time alignment and the vocabulary map against DTW; aligned fractions per pair."""
     toks = trained_tokenizers(vocab_size, pseudo_lines)
@@ -234,7 +273,6 @@ def bench_align(
     ours: list[list[float]] = []  # align(text): both encodings included
     given: list[list[float]] = []  # align(text, ids, ids): the token ids DTW is given too
     encodes: list[float] = []  # the two tokenizers' own encode calls, timed alongside
-    s_back, t_back = src.backend_tokenizer, tgt.backend_tokenizer
     for w in windows:
         first = aligner.align(w)  # also warms caches
         s_ids, t_ids = first.source_ids, first.target_ids
@@ -245,12 +283,7 @@ def bench_align(
                 _cpu_ms(lambda w=w, s=s_ids, t=t_ids: aligner.align(w, source_ids=s, target_ids=t))
             )
             encodes.append(
-                _cpu_ms(
-                    lambda w=w: (
-                        s_back.encode(w, add_special_tokens=False),
-                        t_back.encode(w, add_special_tokens=False),
-                    )
-                )
+                _cpu_ms(lambda w=w: (aligner.encode([w], "source"), aligner.encode([w], "target")))
             )
         ours.append(runs)
         given.append(runs_given)
@@ -263,17 +296,30 @@ def bench_align(
         statistics.median(len(aligner.align(w).target_ids) for w in windows)
     )
 
+    batch = text_windows(tgt, long_text, target_tokens, batch_size)
+    out.update(_batched(aligner, batch, batch_repeats))
+
     dtw_ms = []
-    for w in windows[:dtw_texts]:
+    for w in batch[:dtw_texts]:  # the first texts of the batch
         s_str, t_str = _token_strings(aligner, w)
         edit_distance.cache_clear()  # each run pays for its own cell costs
         dtw_ms.append(_cpu_ms(lambda s=s_str, t=t_str: dtw_align(s, t)))
     dtw = statistics.median(dtw_ms)
-    ours_same = statistics.median(itertools.chain(*ours[:dtw_texts]))
-    given_same = statistics.median(itertools.chain(*given[:dtw_texts]))
+    per_text = [aligner.align(w) for w in batch[:dtw_texts]]  # warm
+    ours_same = statistics.median(
+        _cpu_ms(lambda w=w: aligner.align(w)) for w in batch[:dtw_texts] for _ in range(repeats)
+    )
+    given_same = statistics.median(
+        _cpu_ms(lambda w=w, a=a: aligner.align(w, a.source_ids, a.target_ids))
+        for w, a in zip(batch[:dtw_texts], per_text, strict=True)
+        for _ in range(repeats)
+    )
     out["align.dtw_ms_per_pair"] = round(dtw, 1)
     out["align.speedup_vs_dtw"] = round(dtw / max(ours_same, 1e-6), 1)
     out["align.speedup_vs_dtw_given_tokens"] = round(dtw / max(given_same, 1e-6), 1)
+    out["align.speedup_vs_dtw_batched"] = round(
+        dtw / max(out["align.ms_per_2048_pair_batched_cpu"], 1e-6), 1
+    )
 
     # Aligned fractions, every ordered pair, on world text and prose.
     world = world_text(60, seed=7)

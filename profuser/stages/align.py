@@ -13,6 +13,11 @@ the mass that maps exactly, through a prefix, to unk or is dropped), and the
 summary gives these per source (``mass``), read back from the whole store so a
 resumed run reports every example. A source's end-of-turn tokens (eos and its
 chat template's marker) map to the target's own end-of-turn token.
+
+Answers go through in chunks of ``ALIGN_BATCH``: each tokenizer encodes a chunk's
+answers in one batch call (`TokenAligner.encode`; the ids the answer alone
+encodes to, as in `profuser.models.chat.encode_turn`) and each source's share is
+aligned together (`TokenAligner.align_batch`); rows are stored in job order.
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ import logging
 import numpy as np
 import pyarrow.parquet as pq
 
-from profuser.align import TokenAligner
+from profuser.align import Alignment, TokenAligner
 from profuser.align.project import count_mass, mass_shares
 from profuser.align.vocab_map import MAP_KINDS
 from profuser.io.shards import read_rows_file
-from profuser.models.chat import encode_turn, end_of_turn_ids
+from profuser.models.chat import end_of_turn_ids
 from profuser.models.loading import load_tokenizer
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import StoreView, read_data, target_source
@@ -37,6 +42,7 @@ log = logging.getLogger("profuser")
 
 MASS_COLUMNS = tuple(f"mass_{k}" for k in MAP_KINDS)  # per-example scalars, see count_mass
 COUNT_COLUMNS = ("source", "aligned", "positions", "anchored", "stored_mass", *MASS_COLUMNS)
+ALIGN_BATCH = 64  # answers encoded (one batch call per tokenizer) and aligned together
 
 
 def turn_end_pairs(source_tok, target_tok) -> dict[int, int]:
@@ -69,6 +75,31 @@ def store_counts(store) -> tuple[float | None, dict[str, dict]]:
     return (round(aligned / total, 4) if total else None), mass
 
 
+def _alignments(
+    work: list[tuple[dict, str, str, object]], toks: dict, target_tok, aligners: dict
+) -> list[Alignment]:
+    """Alignments of (row, answer, source name, teacher record) items: each side encoded
+    in one batch call, each source's items aligned together. The source's answer ids
+    are cut to the teacher's rows, as `encode_turn`'s answer ids were."""
+    for src in dict.fromkeys(w[2] for w in work):
+        if src not in aligners:
+            al = aligners[src] = TokenAligner(toks[src], target_tok)
+            # cached_property: the instance attribute replaces the plain map
+            al.vocab_map = al.vocab_map.with_pairs(turn_end_pairs(toks[src], target_tok))
+    answers = [w[1] for w in work]
+    targets = aligners[work[0][2]].encode(answers, "target")
+    out: list[Alignment | None] = [None] * len(work)
+    for src in dict.fromkeys(w[2] for w in work):
+        rows = [i for i, w in enumerate(work) if w[2] == src]
+        al = aligners[src]
+        sources = al.encode([answers[i] for i in rows], "source")
+        sources = sources.take(range(len(rows)), [len(work[i][3].ids) for i in rows])
+        got = al.align_batch([answers[i] for i in rows], sources, targets.take(rows))
+        for i, alignment in zip(rows, got, strict=True):
+            out[i] = alignment
+    return out
+
+
 def _store_mode(
     ctx: StageContext,
     mode: str,
@@ -90,8 +121,10 @@ def _store_mode(
     readers: dict[str, StoreView] = {}
     aligners: dict[str, TokenAligner] = {}
     missing = 0
+    stored = set(writer.stored_ids)
+    work: list[tuple[dict, str, str]] = []  # jobs with a teacher, in order
     for row, answer, src in jobs:
-        if row["id"] in writer.stored_ids:
+        if row["id"] in stored:
             continue
         reader = readers.get(src) or readers.setdefault(
             src, StoreView(ctx.path(TEACHER_STORE, source=src, mode=teacher_sub))
@@ -99,39 +132,14 @@ def _store_mode(
         if row["id"] not in reader:
             missing += 1  # the source's logits were not finite or the answer too long: no teacher
             continue
-        rec = reader.get(row["id"])
-        stok = toks[src]
-        s_ids = encode_turn(stok, row["system"], row["instruction"], answer).answer_ids[
-            : len(rec.ids)
-        ]
-        t_ids = encode_turn(target_tok, row["system"], row["instruction"], answer).answer_ids
-        al = aligners.get(src)
-        if al is None:
-            al = aligners[src] = TokenAligner(stok, target_tok)
-            # cached_property: the instance attribute replaces the plain map
-            al.vocab_map = al.vocab_map.with_pairs(turn_end_pairs(stok, target_tok))
-        alignment = al.align(answer, source_ids=s_ids, target_ids=t_ids)
-        proj = al.project(alignment, rec.ids, rec.logprobs, policy=adv.unaligned)
-        n = len(alignment.source_ids)
-        how = al.vocab_map.lookup_how(rec.ids[:n], alignment.source_contexts())
-        count = count_mass(alignment.target_to_source, rec.ids[:n], rec.logprobs[:n], how)
-        ids = np.where(proj.mask[:, None], proj.ids, -1)
-        lps = np.where(ids >= 0, proj.logprobs, -np.inf).astype(np.float32)
-        # empty slots must trail the real ones for storage
-        order = np.argsort(ids < 0, axis=1, kind="stable")
-        ids = np.take_along_axis(ids, order, 1)
-        lps = np.take_along_axis(lps, order, 1)
-        writer.add(
-            row["id"],
-            ids,
-            lps,
-            source=src,
-            aligned=int(proj.aligned.sum()),
-            positions=count.positions,
-            anchored=count.anchored,
-            stored_mass=count.stored,
-            **{c: float(m) for c, m in zip(MASS_COLUMNS, count.mass, strict=True)},
-        )
+        stored.add(row["id"])
+        work.append((row, answer, src))
+    for start in range(0, len(work), ALIGN_BATCH):
+        chunk = [(*w, readers[w[2]].get(w[0]["id"])) for w in work[start : start + ALIGN_BATCH]]
+        for (row, _, src, rec), alignment in zip(
+            chunk, _alignments(chunk, toks, target_tok, aligners), strict=True
+        ):
+            _add(writer, row["id"], src, rec, alignment, aligners[src], adv.unaligned)
     writer.close()
     store = DistributionReader(ctx.path(ALIGNED, mode=mode))
     aligned_fraction, mass = store_counts(store)
@@ -141,6 +149,31 @@ def _store_mode(
         "aligned_fraction": aligned_fraction,  # target positions given a teacher row
         "mass": mass,  # per source, see `profuser.align.project.mass_shares`
     }
+
+
+def _add(writer, example_id: str, src: str, rec, alignment, al: TokenAligner, policy: str) -> None:
+    """One example's teacher rows, projected along ``alignment``, and its mass counts."""
+    proj = al.project(alignment, rec.ids, rec.logprobs, policy=policy)
+    n = len(alignment.source_ids)
+    how = al.vocab_map.lookup_how(rec.ids[:n], alignment.source_contexts())
+    count = count_mass(alignment.target_to_source, rec.ids[:n], rec.logprobs[:n], how)
+    ids = np.where(proj.mask[:, None], proj.ids, -1)
+    lps = np.where(ids >= 0, proj.logprobs, -np.inf).astype(np.float32)
+    # empty slots must trail the real ones for storage
+    order = np.argsort(ids < 0, axis=1, kind="stable")
+    ids = np.take_along_axis(ids, order, 1)
+    lps = np.take_along_axis(lps, order, 1)
+    writer.add(
+        example_id,
+        ids,
+        lps,
+        source=src,
+        aligned=int(proj.aligned.sum()),
+        positions=count.positions,
+        anchored=count.anchored,
+        stored_mass=count.stored,
+        **{c: float(m) for c, m in zip(MASS_COLUMNS, count.mass, strict=True)},
+    )
 
 
 @stage(

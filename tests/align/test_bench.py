@@ -15,7 +15,14 @@ from profuser.bench.align import bench_align, bigram_teacher
 def test_bench_align_reports_every_figure():
     assert registry._BENCHES["align"] is bench_align
     out = bench_align(
-        vocab_size=400, target_tokens=48, n_texts=1, repeats=2, world_small=False, pseudo_lines=20
+        vocab_size=400,
+        target_tokens=48,
+        n_texts=1,
+        repeats=2,
+        world_small=False,
+        pseudo_lines=20,
+        batch_size=4,
+        batch_repeats=1,
     )
     for key in (
         "align.ms_per_2048_pair",
@@ -26,6 +33,11 @@ def test_bench_align_reports_every_figure():
         "align.ms_per_2048_pair_tokenizers_only",
         "align.ms_per_2048_pair_given_tokens",
         "align.speedup_vs_dtw_given_tokens",
+        "align.ms_per_2048_pair_batched",
+        "align.ms_per_2048_pair_batched_cpu",
+        "align.ms_per_2048_pair_batched_tokenizers",
+        "align.ms_per_2048_pair_batched_tokenizers_cpu",
+        "align.speedup_vs_dtw_batched",
     ):
         assert isinstance(out[key], (int, float)) and out[key] >= 0, key
     kinds = ("byte_bpe", "metaspace_bpe", "wordpiece")
@@ -37,6 +49,8 @@ def test_bench_align_reports_every_figure():
             assert sum(shares) == pytest.approx(1.0, abs=5e-5) and min(shares) >= 0.0
         # a byte-level source proposes whitespace that WordPiece cannot spell
         assert out[f"align.mass.{corpus}.byte_bpe->wordpiece.dropped"] > 0.0
+    assert out["align.batch_size"] == 4
+    assert out["align.ms_per_2048_pair_batched_tokenizers"] <= out["align.ms_per_2048_pair_batched"]
     assert all(k.startswith("align.") for k in out)
 
 

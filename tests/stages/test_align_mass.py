@@ -64,3 +64,53 @@ def test_report_section(aligned_run) -> None:
     assert len(rows) == sum(len(section[m]["mass"]) for m in section)
     assert all(row.count("%") == 6 for row in rows)
     assert alignment_section({}) == {} and alignment_markdown({}, "t") == []
+
+
+def test_batched_stage_stores_what_row_by_row_alignment_gives(aligned_run) -> None:
+    """The stage aligns answers in batches (`TokenAligner.align_batch`); every stored row
+    is what one answer's own alignment gives, with its ids from `encode_turn` as before."""
+    import numpy as np
+
+    from profuser.align import TokenAligner
+    from profuser.align.project import count_mass
+    from profuser.io.shards import read_rows_file
+    from profuser.models.chat import encode_turn
+    from profuser.teacher.storage import DistributionReader
+
+    cfg, out, _ = aligned_run
+    by_name = {s.name: s for s in cfg.sources}
+    toks = {n: load_tokenizer(s.path, s.chat_template) for n, s in by_name.items()}
+    target = toks[cfg.target]
+    rows = {r["id"]: r for r in read_rows_file(out / "data" / "train.parquet")}
+    winners = {r["id"]: r["winner"] for r in read_rows_file(out / "teacher/selection.parquet")}
+    chosen = {r["id"]: r for r in read_rows_file(out / "score/chosen.parquet")}
+    aligners = {}
+    checked = 0
+    for mode, sub in (("train_mode", "gt"), ("infer_mode", "own")):
+        for stored in DistributionReader(out / "align" / mode):
+            row = rows[stored.example_id]
+            if mode == "train_mode":
+                answer, src = row["response"], winners[row["id"]]
+            else:
+                answer, src = chosen[row["id"]]["answer"], chosen[row["id"]]["winner"]
+            assert stored.scalars["source"] == src
+            rec = DistributionReader(out / "teacher" / src / sub).get(row["id"])
+            if src not in aligners:
+                aligners[src] = al = TokenAligner(toks[src], target)
+                al.vocab_map = al.vocab_map.with_pairs(turn_end_pairs(toks[src], target))
+            al = aligners[src]
+            turn = encode_turn(toks[src], row["system"], row["instruction"], answer)
+            t_ids = encode_turn(target, row["system"], row["instruction"], answer).answer_ids
+            alignment = al.align(answer, turn.answer_ids[: len(rec.ids)], t_ids)
+            proj = al.project(alignment, rec.ids, rec.logprobs, policy=cfg.advantage.unaligned)
+            n = len(alignment.source_ids)
+            how = al.vocab_map.lookup_how(rec.ids[:n], alignment.source_contexts())
+            count = count_mass(alignment.target_to_source, rec.ids[:n], rec.logprobs[:n], how)
+            ids = np.where(proj.mask[:, None], proj.ids, -1)
+            ids = np.take_along_axis(ids, np.argsort(ids < 0, axis=1, kind="stable"), 1)
+            assert np.array_equal(stored.ids, ids), stored.example_id
+            assert stored.scalars["aligned"] == int(proj.aligned.sum())
+            assert stored.scalars["anchored"] == count.anchored
+            assert stored.scalars["positions"] == count.positions
+            checked += 1
+    assert checked > 0
