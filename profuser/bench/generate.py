@@ -27,6 +27,7 @@ import torch
 
 from profuser.bench.registry import register
 from profuser.generate.engine import Generation, example_seed, generate
+from profuser.generate.prefill import left_pad
 from profuser.models.chat import end_of_turn_ids, render_prompt
 from profuser.models.loading import usable_vocab
 from profuser.stages.common import open_source
@@ -50,18 +51,6 @@ def _timed(fn) -> tuple[float, list[Generation]]:
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
-
-
-def _left_padded(batch: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prompt token lists -> (input ids, attention mask) [b, longest], padded on the left."""
-    width = max(len(p) for p in batch)
-    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, p in enumerate(batch):
-        if p:
-            ids[i, width - len(p) :] = torch.tensor(list(p), dtype=torch.long)
-            mask[i, width - len(p) :] = 1
-    return ids, mask
 
 
 def _tokens_to_stop(row: Sequence[int], stop: set[int]) -> int:
@@ -93,7 +82,7 @@ def hf_generate_tokens(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for start in range(0, len(encoded), batch_size):
-            ids, mask = _left_padded(encoded[start : start + batch_size], pad_id)
+            ids, mask = left_pad(encoded[start : start + batch_size], pad_id)
             out = model.generate(
                 input_ids=ids.to(device),
                 attention_mask=mask.to(device),

@@ -68,7 +68,7 @@ def forward_step(
     return out.logits[:, -1]
 
 
-def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token lists -> (ids, mask), both [b, longest], right-aligned."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -132,7 +132,7 @@ def prefill_plain(
 ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
     """All prompts left-padded in one pass: (cache, mask [b, width], next-token logits [b, V])."""
     device = next(model.parameters()).device
-    ids, mask = (t.to(device) for t in _left_pad(prompts, pad_id))
+    ids, mask = (t.to(device) for t in left_pad(prompts, pad_id))
     cache = DynamicCache()
     logits = forward_step(model, ids, mask, _positions(mask), cache)
     return cache, mask, logits
@@ -146,7 +146,7 @@ def prefill_shared(
 ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
     """Prefixes once per group, then every row's suffix on a copy of its group's cache rows."""
     device = next(model.parameters()).device
-    ids, mask_p = (t.to(device) for t in _left_pad([prompts[m[0]][:n] for n, m in groups], pad_id))
+    ids, mask_p = (t.to(device) for t in left_pad([prompts[m[0]][:n] for n, m in groups], pad_id))
     cache = DynamicCache()
     forward_step(model, ids, mask_p, _positions(mask_p), cache)
     owner, cut = [0] * len(prompts), [0] * len(prompts)  # each row's group and prefix length
@@ -156,7 +156,7 @@ def prefill_shared(
     rows = torch.tensor(owner, device=device)
     cache.batch_select_indices(rows)  # [b, h, prefix width, d]
     ids, mask_s = (
-        t.to(device) for t in _left_pad([p[c:] for p, c in zip(prompts, cut, strict=True)], pad_id)
+        t.to(device) for t in left_pad([p[c:] for p, c in zip(prompts, cut, strict=True)], pad_id)
     )
     mask = torch.cat([mask_p[rows], mask_s], dim=1)
     logits = forward_step(

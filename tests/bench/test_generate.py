@@ -10,11 +10,11 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from profuser.bench import registry
 from profuser.bench.generate import (
-    _left_padded,
     _tokens_to_stop,
     bench_generate,
     hf_generate_tokens,
 )
+from profuser.generate.prefill import left_pad
 
 
 def _positive(x: object) -> bool:
@@ -45,7 +45,7 @@ def test_bench_generate_gives_positive_figures_and_identical_answers(world_dir) 
 
 
 def test_left_padded_puts_padding_and_mask_zeros_on_the_left() -> None:
-    ids, mask = _left_padded([[5, 6, 7], [8]], pad=0)
+    ids, mask = left_pad([[5, 6, 7], [8]], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
 
