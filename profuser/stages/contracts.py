@@ -10,6 +10,7 @@ not declare. So the fingerprint cannot miss a dependency, and no path is spelled
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,6 @@ class Artifact:
     @property
     def pattern(self) -> str:
         """``rel`` with each placeholder as ``*`` (for matching files in tests and tools)."""
-        import re
-
         return f"{self.stage}/" + re.sub(r"\{[^}]*\}", "*", self.rel)
 
 

@@ -34,9 +34,13 @@ def _materialize(options: dict[str, Any]) -> Path:
     return build_world(spec)
 
 
+def _check(options: dict[str, Any]) -> None:
+    world_spec_from(options)
+
+
 WORLD_SCHEME = PathScheme(
     SCHEME,
-    check=lambda options: world_spec_from(options) and None,
+    check=_check,
     materialize=_materialize,
     help="the tiny demo world (profuser world)",
 )
