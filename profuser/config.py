@@ -151,6 +151,11 @@ class EvalConfig(_Strict):
     # lm-eval joins a template's trailing space/newline to a multiple-choice answer before
     # tokenizing; True tokenizes the answer alone, as the model generates it after its prompt.
     split_continuation: bool = False
+    # Greedy generation tasks decode with profuser's own batched loop (`profuser.generate`:
+    # rows leave the batch as they end, shared prefixes prefill once) or with Hugging Face
+    # `generate`, lm-eval's own path. Both give the same tokens; sampled requests always
+    # take `generate`.
+    generation: Literal["profuser", "hf"] = "profuser"
     # Reuse a model's record when the same files were evaluated the same way before
     # (`profuser.evaluate.cache`; the studies of a demo all evaluate the same sources).
     cache: bool = True

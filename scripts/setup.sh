@@ -10,12 +10,18 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
+# --no-compile: byte-compiling every installed module (torch's thousands above all) took
+# half of the install's time here; Python compiles what it imports on first use instead.
+# pip warns about every package the local index mirrors lack; those lines go.
+pip() {
+  .venv/bin/python -m pip install -q --no-compile "$@" 2> >(grep -v -i "^warning: location" >&2)
+}
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   if command -v nvidia-smi >/dev/null 2>&1; then
-    .venv/bin/pip install -q torch
+    pip torch
   else
-    .venv/bin/pip install -q torch==2.13.0
+    pip torch==2.13.0
   fi
 fi
-.venv/bin/pip install -q -e '.[test,merge,tensorboard]' 2>&1 | grep -v -i "^warning: location" || true
+pip -e '.[test,merge,tensorboard]'
 .venv/bin/python -c "import profuser, torch, transformers" 

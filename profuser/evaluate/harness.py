@@ -59,9 +59,15 @@ def make_lm(
     tokenizer: PreTrainedTokenizerBase,
     batch_size: int = 8,
     split_continuation: bool = False,
+    generation: str = "profuser",
 ):
     """An lm-eval ``HFLM`` over an in-memory model, aware of padded vocabularies and of the
     chat template's end-of-turn token (e.g. chatml's ``<|im_end|>``) as a stop token.
+
+    ``generation="profuser"`` decodes greedy requests with profuser's batched loop
+    (:func:`profuser.generate.decoding.decode`) instead of Hugging Face ``generate``; the
+    output has ``generate``'s layout (prompt, new tokens, padding), so lm-eval's own
+    post-processing (stop strings, decoding) is unchanged. ``"hf"``: ``generate`` always.
 
     ``split_continuation`` changes how a log-likelihood request is tokenised. lm-eval
     (the default) moves the context's trailing whitespace into the continuation and
@@ -95,6 +101,8 @@ def make_lm(
             return self.tok_encode(context), self.tok_encode(continuation, add_special_tokens=False)
 
         def _model_generate(self, context, max_length, stop, **kwargs):  # noqa: ANN001
+            if self.own_generation and _greedy(kwargs):
+                return _decode_greedy(self, context, max_length, kwargs.get("attention_mask"))
             kwargs.setdefault("eos_token_id", self.stop_ids)
             if self.usable_vocab < self.output_width:
                 kwargs.setdefault(
@@ -112,7 +120,47 @@ def make_lm(
     lm.usable_vocab = len(tokenizer)
     lm.output_width = width
     lm.stop_ids = _stop_ids(tokenizer)
+    lm.own_generation = generation == "profuser"
     return lm
+
+
+def _greedy(kwargs: dict[str, Any]) -> bool:
+    """Whether lm-eval asks for greedy decoding, and nothing our loop does not do."""
+    handled = {"do_sample", "temperature", "attention_mask", "top_p", "top_k"}
+    if set(kwargs) - handled:
+        return False
+    return not kwargs.get("do_sample") and not kwargs.get("temperature")
+
+
+def _decode_greedy(
+    lm, context: torch.Tensor, max_length: int, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """``generate``'s output for greedy decoding, from profuser's own loop: each row's
+    prompt ([B, T], left-padded), its new tokens without the end marker, then padding;
+    [B, max_length]."""
+    from profuser.generate.decoding import decode
+
+    tok = lm.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    mask = torch.ones_like(context) if mask is None else mask
+    prompts = [row[m.bool()].tolist() for row, m in zip(context.cpu(), mask.cpu(), strict=True)]
+    new = max_length - context.shape[1]
+    rows = decode(
+        lm.model,
+        prompts,
+        [0] * len(prompts),
+        pad_id=pad,
+        eos_ids=lm.stop_ids or [tok.eos_token_id],
+        temperature=0.0,
+        top_p=1.0,
+        max_new_tokens=new,
+        valid_vocab=lm.usable_vocab,
+        batch_size=len(prompts),
+    )
+    out = torch.full((len(prompts), max(0, new)), pad, dtype=context.dtype)
+    for r, (toks, _) in enumerate(rows):
+        out[r, : len(toks)] = torch.tensor(toks, dtype=context.dtype)
+    return torch.cat([context, out.to(context.device)], dim=1)
 
 
 def _stop_ids(tokenizer: PreTrainedTokenizerBase) -> list[int] | None:
@@ -222,6 +270,7 @@ def evaluate_model(
     batch_size: int = 8,
     seed: int = 0,
     split_continuation: bool = False,
+    generation: str = "profuser",
     log_samples: bool = False,
 ) -> dict[str, Any]:
     """Run lm-evaluation-harness in process on ``model`` for ``tasks``.
@@ -233,6 +282,7 @@ def evaluate_model(
     headline value under ``"items"`` (see :func:`profuser.evaluate.items.item_scores`). ``limit``
     caps the items of every (sub)task; everything is seeded with ``seed``.
     ``split_continuation``: see :func:`make_lm` (off: lm-eval's own tokenisation).
+    ``generation``: who decodes greedy generation requests, see :func:`make_lm`.
     """
     if not tasks:
         raise UserError("eval.tasks is empty; name at least one task (e.g. world_mc, world_gen)")
@@ -240,7 +290,7 @@ def evaluate_model(
     from lm_eval import simple_evaluate
 
     calls, lm_name = plan_calls(tasks)
-    lm = make_lm(model, tokenizer, batch_size, split_continuation)
+    lm = make_lm(model, tokenizer, batch_size, split_continuation, generation)
     merged: dict[str, Any] = {"results": {}, "group_subtasks": {}, "n-samples": {}, "samples": {}}
     shots: dict[str, int | None] = {}
     for call in calls:
@@ -267,6 +317,7 @@ def evaluate_model(
         "batch_size": batch_size,
         "seed": seed,
         "split_continuation": split_continuation,
+        "generation": generation,
         "num_fewshot": {t: shots[lm_name[t]] for t in tasks},
         "chat_template": {t: lm_name[t] in set(suite_task_names()) for t in tasks},
         "lm_eval": lm_eval_version,

@@ -136,6 +136,7 @@ def evaluate_entry(entry: ModelEntry, cfg: RunConfig) -> dict:
             limit=cfg.eval.limit,
             batch_size=cfg.eval.batch_size,
             split_continuation=cfg.eval.split_continuation,
+            generation=cfg.eval.generation,
             seed=cfg.seed,
             log_samples=True,
         )
@@ -167,6 +168,7 @@ def cached_or_evaluated(entry: ModelEntry, cfg: RunConfig) -> dict:
         "limit": cfg.eval.limit,
         "batch_size": cfg.eval.batch_size,
         "split_continuation": cfg.eval.split_continuation,
+        "generation": cfg.eval.generation,
         "seed": cfg.seed,
     }
     key = eval_cache.record_key(entry.path, identity) if cfg.eval.cache else None

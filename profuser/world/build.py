@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import random
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,7 +43,9 @@ from profuser.world.reward import train_world_reward_model
 from profuser.world.skills import SKILLS, WorldExample, generate_examples, split_world
 from profuser.world.tokenizers import build_tokenizer
 
-WORLD_VERSION = 5
+log = logging.getLogger("profuser")
+
+WORLD_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -76,10 +80,11 @@ class WorldSpec:
     n_source_examples: int = 2400  # per source, in its skill mix
     weak_weight: float = 0.04
     long_answer_share: float = 0.25  # share of source training answers that are long GT text
-    hidden: int = 128
+    hidden: int = 96
     layers: int = 2
     steps: int = 500
     batch: int = 32
+    micro_batches: int = 3  # each batch in length-sorted parts: same gradient, less padding
     lr: float = 3e-3
     rm_steps: int = 900
     sources: tuple[SourceSpec, ...] = DEFAULT_SOURCES
@@ -155,13 +160,15 @@ def train_source(
     tok: PreTrainedTokenizerBase,
     data: list[tuple[WorldExample, str]],
     spec: WorldSpec,
-    desc: str,
+    desc: str | None,
 ) -> list[float]:
     """Plain SFT on the source's own chat format (answers only); returns the loss curve.
 
     Batches are drawn at random, not grouped by length: length-grouped batches ran in
     half the time but each held one answer style and mostly one skill, and the sources
     learned their skills markedly worse (mpt-like, held-out: parity 0.57 against 1.00).
+    Each random batch runs instead as ``spec.micro_batches`` length-sorted parts whose
+    summed loss is the batch's mean over its answer tokens (see :func:`micro_batches`).
 
     Attention runs through its reproducible (math) kernel: the fused CPU kernel's backward
     pass let two same-seed builds differ with more than one thread.
@@ -185,29 +192,73 @@ def train_source(
     model.train()
     losses = []
     perm: list[int] = []
-    for _ in tqdm(range(spec.steps), desc=desc, leave=False):
+    for _ in tqdm(range(spec.steps), desc=desc, leave=False, disable=desc is None):
         if len(perm) < spec.batch:
             perm += torch.randperm(len(rows), generator=gen).tolist()
         idx, perm = perm[: spec.batch], perm[spec.batch :]
-        width = max(len(rows[i][0]) for i in idx)
-        ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
-        lab = torch.full((len(idx), width), -100, dtype=torch.long)
-        att = torch.zeros((len(idx), width), dtype=torch.long)
-        for r, i in enumerate(idx):
-            x, y = rows[i]
-            ids[r, : len(x)] = torch.tensor(x)
-            lab[r, : len(y)] = torch.tensor(y)
-            att[r, : len(x)] = 1
-        with reproducible_attention(True):
-            loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
-            loss.backward()
+        total = batch_backward(model, [rows[i] for i in idx], tok.pad_token_id, spec.micro_batches)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+        losses.append(total)
     model.eval()
     return losses
+
+
+def batch_backward(
+    model: PreTrainedModel,
+    batch: list[tuple[list[int], list[int]]],
+    pad_id: int,
+    parts: int,
+) -> float:
+    """Accumulate the gradient of the batch's mean next-token loss over its answer tokens,
+    run as ``parts`` length-sorted micro-batches; returns that loss."""
+    n_labels = sum(sum(t != -100 for t in labels[1:]) for _, labels in batch)
+    total = 0.0
+    for part in micro_batches(list(range(len(batch))), [len(x) for x, _ in batch], parts):
+        ids, att, lab = _pad([batch[i] for i in part], pad_id)
+        with reproducible_attention(True):
+            logits = model(input_ids=ids, attention_mask=att).logits  # [b, T, V]
+            loss = torch.nn.functional.cross_entropy(
+                logits[:, :-1].flatten(0, 1).float(),
+                lab[:, 1:].flatten(),
+                ignore_index=-100,
+                reduction="sum",
+            ) / max(1, n_labels)
+            loss.backward()
+        total += loss.item()
+    return total
+
+
+def micro_batches(idx: list[int], lengths: list[int], parts: int) -> list[list[int]]:
+    """``idx`` sorted by length and cut into ``parts`` near-equal micro-batches.
+
+    The step still sees the same random batch (its loss is the mean over all its answer
+    tokens); only the padding shrinks, since each micro-batch pads to its own longest row.
+    Measured on vicuna-like's batches: 158 ms a step padded whole, 106 ms in three parts,
+    114 ms in four (smaller products run less efficiently).
+    """
+    order = sorted(idx, key=lambda i: lengths[i])
+    parts = max(1, min(parts, len(order)))
+    cuts = [round(j * len(order) / parts) for j in range(parts + 1)]
+    return [order[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+
+
+def _pad(
+    rows: list[tuple[list[int], list[int]]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 on padding),
+    each [b, longest row]."""
+    width = max(len(x) for x, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    att = torch.zeros((len(rows), width), dtype=torch.long)
+    lab = torch.full((len(rows), width), -100, dtype=torch.long)
+    for r, (x, y) in enumerate(rows):
+        ids[r, : len(x)] = torch.tensor(x)
+        att[r, : len(x)] = 1
+        lab[r, : len(y)] = torch.tensor(y)
+    return ids, att, lab
 
 
 def _write_jsonl(path: Path, examples: list[WorldExample]) -> None:
@@ -254,6 +305,7 @@ def build_world(
     corpus = world_corpus(train, spec.seed)
     tokenizers: dict[str, PreTrainedTokenizerBase] = {}
     losses: dict[str, list[float]] = {}
+    seconds: dict[str, float] = {}
     for i, src in enumerate(spec.sources):
         tpl = get_chat_template(src.chat_template)
         extra = EXTRA_SPECIALS.get(src.chat_template, ())
@@ -267,16 +319,23 @@ def build_world(
         torch.manual_seed(spec.seed * 1000 + i)
         model = _model(src.arch, tok, spec)
         data = source_examples(src, spec)
+        start = time.perf_counter()
         losses[src.name] = train_source(model, tok, data, spec, f"train {src.name}")
+        seconds[src.name] = round(time.perf_counter() - start, 1)
+        log.info("world: trained %s in %.0f s", src.name, seconds[src.name])
         out = tmp / "models" / src.name
         model.save_pretrained(out)
         tok.save_pretrained(out)
     # The demo's trained reward model: a voter beside the verifier and the reference scorer.
+    start = time.perf_counter()
     train_world_reward_model(tmp / "reward" / "tiny-rm", corpus, spec.seed, steps=spec.rm_steps)
+    seconds["tiny-rm"] = round(time.perf_counter() - start, 1)
+    log.info("world: trained the reward model in %.0f s", seconds["tiny-rm"])
     meta = {
         "spec": asdict(spec),
         "key": spec.key(),
         "final_loss": {k: v[-1] for k, v in losses.items()},
+        "train_seconds": seconds,
     }
     if check:
         from profuser.world.check import skill_accuracy

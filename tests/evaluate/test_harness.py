@@ -228,3 +228,29 @@ def test_split_continuation_tokenises_the_answer_as_the_model_generates_it(vicun
     # lm-eval's own pairing moves the template's trailing space into the answer.
     assert plain[1] != alone
     assert tok.decode(plain[1]) == " Nairobi"
+
+
+@pytest.mark.parametrize("name", ["vicuna-like", "llama-chat-like", "mpt-like", "neox-like"])
+def test_own_greedy_decoding_gives_generates_answers(world_dir: Path, name) -> None:
+    """eval.generation=profuser (the batched loop) and =hf (Hugging Face generate) produce the
+    same world_gen answers, item by item, on every kind of source: Llama, MPT with its padded
+    vocabulary, GPT-NeoX with lowercasing WordPiece."""
+    tok, model = _open(world_dir, name)  # trained sources: real answers, not empty ones
+    got = {}
+    for generation in ("profuser", "hf"):
+        res = evaluate_model(
+            model,
+            tok,
+            ["world_gen"],
+            limit=3,
+            batch_size=4,
+            generation=generation,
+            log_samples=True,
+        )
+        assert res["settings"]["generation"] == generation
+        got[generation] = {
+            task: [s["resps"] for s in samples] for task, samples in res["samples"].items()
+        }
+    assert got["profuser"] == got["hf"]
+    answers = [r[0][0] for rows in got["hf"].values() for r in rows]
+    assert sum(bool(a.strip()) for a in answers) >= len(answers) // 2, answers

@@ -2,12 +2,22 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from profuser.models.chat import encode_turn, end_of_turn_ids
-from profuser.world.build import DEFAULT_SOURCES, WorldSpec, build_world
+from profuser.world.build import (
+    DEFAULT_SOURCES,
+    WorldSpec,
+    _model,
+    _pad,
+    batch_backward,
+    build_world,
+    micro_batches,
+    source_examples,
+)
 from profuser.world.skills import SKILLS
 
 MINI_SPEC = WorldSpec(  # the spec of conftest's mini_world
@@ -50,13 +60,48 @@ def test_rebuild_with_same_seed_is_identical(tmp_path: Path, mini_world: Path) -
     assert again != mini_world
     for sub in ("data/train.jsonl", "data/heldout.jsonl"):
         assert (again / sub).read_bytes() == (mini_world / sub).read_bytes()
-    for sub in [f"models/{src.name}" for src in DEFAULT_SOURCES] + ["encoder/tiny-bert"]:
+    subs = [f"models/{src.name}" for src in DEFAULT_SOURCES] + [
+        "encoder/tiny-bert",
+        "reward/tiny-rm",
+    ]
+    for sub in subs:
         a, b = _weights(again / sub), _weights(mini_world / sub)
         assert a.keys() == b.keys()
         for k in a:
             assert torch.equal(a[k], b[k]), f"{sub}: {k} differs"
         ta = (again / sub / "tokenizer.json").read_text()
         assert ta == (mini_world / sub / "tokenizer.json").read_text()
+
+
+def test_micro_batches_cover_the_batch_sorted_by_length() -> None:
+    lengths = [5, 1, 9, 3, 7, 2, 8]
+    parts = micro_batches([0, 2, 4, 6, 1], lengths, 3)
+    assert parts == [[1, 0], [4], [6, 2]]
+    assert micro_batches([3], lengths, 3) == [[3]]
+    assert micro_batches([0, 1], lengths, 1) == [[1, 0]]
+
+
+def test_a_batch_in_micro_batches_has_the_whole_batchs_gradient(mini_world: Path) -> None:
+    """Cutting a batch into length-sorted parts changes the padding, not the loss or the
+    gradient (against the model's own loss on the whole padded batch)."""
+    src = DEFAULT_SOURCES[0]
+    tok = AutoTokenizer.from_pretrained(mini_world / "models" / src.name)
+    batch = []
+    for ex, answer in source_examples(src, MINI_SPEC)[:12]:
+        turn = encode_turn(tok, ex.system, ex.instruction, answer)
+        batch.append((turn.input_ids, [-100] * len(turn.prompt_ids) + turn.answer_ids))
+    torch.manual_seed(0)
+    model = _model(src.arch, tok, MINI_SPEC)
+    ids, att, lab = _pad(batch, tok.pad_token_id)
+    reference = model(input_ids=ids, attention_mask=att, labels=lab).loss
+    reference.backward()
+    want = {k: p.grad.clone() for k, p in model.named_parameters()}
+    for parts in (1, 3, 12):
+        model.zero_grad()
+        loss = batch_backward(model, batch, tok.pad_token_id, parts)
+        assert loss == pytest.approx(reference.item(), rel=1e-5)
+        for k, p in model.named_parameters():
+            assert torch.allclose(p.grad, want[k], rtol=1e-4, atol=1e-7), (parts, k)
 
 
 def test_cached_world_without_encoder_gets_it(tmp_path: Path, mini_world: Path) -> None:
