@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install profuser (its base dependencies run the demo) with the extras
-# the tests use (test, merge, tensorboard).
+# the tests use (test, merge, tensorboard), or with the extras given as the first argument
+# (scripts/demo.sh passes "" for the quick demo and "merge" for the full one).
 # On a machine without a GPU, the pinned CPU build of PyTorch is installed first
 # (an unpinned torch would pull gigabytes of CUDA wheels); with a GPU, your own
 # torch is kept, or the default build is installed.
@@ -23,5 +24,6 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     pip torch==2.13.0
   fi
 fi
-pip -e '.[test,merge,tensorboard]'
+extras=${1-test,merge,tensorboard}
+pip -e ".${extras:+[$extras]}"
 .venv/bin/python -c "import profuser, torch, transformers" 
