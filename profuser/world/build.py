@@ -15,13 +15,10 @@ import hashlib
 import json
 import logging
 import math
-import multiprocessing
 import os
 import random
 import shutil
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -234,34 +231,6 @@ def batch_backward(
     return total
 
 
-RM_BACKGROUND_MIN_STEPS = 100  # below this, a process costs more than it saves
-
-
-def reward_model_job(
-    out_dir: Path, corpus: list[str], seed: int, steps: int, background: bool | None = None
-) -> Callable[[], Path]:
-    """Start training the world's reward model; the returned function waits for it.
-
-    The RM trains on one thread (:func:`train_world_reward_model`) and is too small to keep
-    a core busy with its own matrix products, so next to the sources' two-thread training
-    it runs in a process of its own (``background``; default: when it has at least
-    ``RM_BACKGROUND_MIN_STEPS`` steps). Its weights are the same either way.
-    """
-    if background is None:
-        background = steps >= RM_BACKGROUND_MIN_STEPS
-    if not background:
-        train_world_reward_model(out_dir, corpus, seed, steps=steps)
-        return lambda: out_dir
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    future = pool.submit(train_world_reward_model, out_dir, corpus, seed, steps)
-    pool.shutdown(wait=False)
-
-    def wait() -> Path:
-        return future.result()
-
-    return wait
-
-
 def micro_batches(idx: list[int], lengths: list[int], parts: int) -> list[list[int]]:
     """``idx`` sorted by length and cut into ``parts`` near-equal micro-batches.
 
@@ -334,11 +303,6 @@ def build_world(
     _write_jsonl(tmp / "data" / "heldout.jsonl", heldout)
 
     corpus = world_corpus(train, spec.seed)
-    # The demo's trained reward model: a voter beside the verifier and the reference scorer.
-    # It trains on one thread, in a process of its own while the sources train (see
-    # `reward_model_job`).
-    start = time.perf_counter()
-    rm_job = reward_model_job(tmp / "reward" / "tiny-rm", corpus, spec.seed, spec.rm_steps)
     tokenizers: dict[str, PreTrainedTokenizerBase] = {}
     losses: dict[str, list[float]] = {}
     seconds: dict[str, float] = {}
@@ -362,9 +326,14 @@ def build_world(
         out = tmp / "models" / src.name
         model.save_pretrained(out)
         tok.save_pretrained(out)
-    rm_job()
+    # The demo's trained reward model: a voter beside the verifier and the reference scorer.
+    # It trains on one thread after the sources. Training it in a process of its own beside
+    # them was tried and lost time: the sources' two-thread products slowed by more than the
+    # RM's own time (vicuna-like 67 s alone, 138 s beside it).
+    start = time.perf_counter()
+    train_world_reward_model(tmp / "reward" / "tiny-rm", corpus, spec.seed, steps=spec.rm_steps)
     seconds["tiny-rm"] = round(time.perf_counter() - start, 1)
-    log.info("world: reward model ready %.0f s after it started", seconds["tiny-rm"])
+    log.info("world: trained the reward model in %.0f s", seconds["tiny-rm"])
     meta = {
         "spec": asdict(spec),
         "key": spec.key(),

@@ -47,19 +47,6 @@ def test_same_seed_same_weights(tmp_path, world_texts):
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
-def test_trained_in_its_own_process_it_has_the_same_weights(tmp_path, world_texts):
-    """The world build trains its RM in a background process beside the sources."""
-    from profuser.world.build import reward_model_job
-
-    def weights(path):
-        return load_file(path / "model.safetensors")
-
-    here = reward_model_job(tmp_path / "here", world_texts, 3, 3, background=False)()
-    there = reward_model_job(tmp_path / "there", world_texts, 3, 3, background=True)()
-    a, b = weights(here), weights(there)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
 def test_loads_as_a_sequence_classifier(world_rm):
     model = AutoModelForSequenceClassification.from_pretrained(world_rm)
     assert model.config.num_labels == 1
