@@ -23,8 +23,10 @@ import yaml
 from profuser.config import RunConfig, load_config
 from profuser.demo.summary import (
     aggregate_transfer,
+    interval_text,
     mean_std,
     pooled_intervals,
+    study_intervals,
     transfer_summary_markdown,
 )
 from profuser.evaluate.merging import mergekit_available
@@ -112,6 +114,7 @@ def run_demo(
     extra = [*extra, *_skip_unavailable(cfg_path, quick, extra)]
     results: dict[str, list[dict]] = {}
     main_records: list[list[dict]] = []  # each main seed's eval records, for pooled intervals
+    profuser: dict[str, dict[int, dict]] = {}  # label -> seed -> ProFuser's eval record
     target = None
     summary: dict = {}
     for label, run_dir, overrides, keep in plan(out, quick, seeds, extra).runs:
@@ -122,11 +125,15 @@ def run_demo(
         run_pipeline(cfg, run_dir, force=force)
         res = read_json(run_dir / "report" / "results.json") or {}
         results.setdefault(label, []).append(res)
+        records = load_eval_records(run_dir)
+        for rec in records:
+            if rec["kind"] == "variant" and rec["name"] == "profuser":
+                profuser.setdefault(label, {})[cfg.seed] = rec
         if label == "main":
-            main_records.append(load_eval_records(run_dir))
+            main_records.append(records)
             target = cfg.target
         # Written after every run, so a long demo shows its tables as they fill in.
-        summary = write_summary(out, results, main_records, target, quick)
+        summary = write_summary(out, results, main_records, target, quick, profuser)
     return summary
 
 
@@ -136,11 +143,18 @@ def write_summary(
     main_records: list[list[dict]],
     target: str | None,
     quick: bool,
+    profuser: dict[str, dict[int, dict]] | None = None,
 ) -> dict:
-    """``summary.json``, ``summary.md`` and the figures for the runs finished so far."""
+    """``summary.json``, ``summary.md`` and the figures for the runs finished so far.
+
+    ``profuser``: per study label, each seed's ProFuser eval record; every study's ProFuser
+    is then compared with the main runs' ProFuser of the same seeds (``vs_main``)."""
     summary = aggregate(results)
     if main_records and target is not None:
         summary["main"]["pooled_intervals"] = pooled_intervals(main_records, target)
+    for label, by_seed in (profuser or {}).items():
+        if label != "main" and label in summary:
+            summary[label]["vs_main"] = study_intervals(by_seed, profuser.get("main", {}))
     atomic_write_json(out / "summary.json", summary)
     atomic_write_bytes(out / "summary.md", summary_markdown(summary, quick).encode())
     _figures(summary, out)
@@ -233,27 +247,25 @@ def summary_markdown(summary: dict, quick: bool) -> str:
         _table(main.get("models", [])),
         "",
     ]
-    rules = {"rm_vote": _avg(main, "profuser")}
-    rules.update(
-        {
-            k.split(":", 1)[1]: _avg(v, "profuser")
-            for k, v in summary.items()
-            if k.startswith("rule:")
-        }
-    )
-    if len(rules) > 1:
+    rules = {k: v for k, v in summary.items() if k.startswith("rule:")}
+    if rules:
         lines += ["## Figure 3: inference-mode selection rule (ProFuser average)", ""]
-        lines += [f"- {k}: {_cell(v, False)}" for k, v in rules.items()] + [""]
-    srcs = {
-        k.split(":", 1)[1]: _avg(v, "profuser")
-        for k, v in summary.items()
-        if k.startswith("sources:")
-    }
+        lines.append(f"- rm_vote (the main runs): {_cell(_avg(main, 'profuser'), False)}")
+        lines += [
+            f"- {k.split(':', 1)[1]}: {_cell(_avg(v, 'profuser'), False)}; − rm_vote, paired "
+            f"over items and seeds: {interval_text(v.get('vs_main'))}"
+            for k, v in rules.items()
+        ] + [""]
+    srcs = {k: v for k, v in summary.items() if k.startswith("sources:")}
     if srcs:
-        srcs["all sources (ProFuser)"] = _avg(main, "profuser")
-        srcs["CSFT (no fusion)"] = _avg(main, "csft")
         lines += ["## Table 4: number of sources (average)", ""]
-        lines += [f"- {k}: {_cell(v, False)}" for k, v in srcs.items()] + [""]
+        lines += [
+            f"- {k.split(':', 1)[1]}: {_cell(_avg(v, 'profuser'), False)}; − all sources, "
+            f"paired over items and seeds: {interval_text(v.get('vs_main'))}"
+            for k, v in srcs.items()
+        ]
+        lines.append(f"- all sources (ProFuser): {_cell(_avg(main, 'profuser'), False)}")
+        lines += [f"- CSFT (no fusion): {_cell(_avg(main, 'csft'), False)}", ""]
     lines += transfer_summary_markdown(main.get("transfer"), main.get("pooled_intervals"))
     return "\n".join(lines)
 

@@ -132,6 +132,47 @@ def pooled_intervals(
     return out
 
 
+def study_intervals(
+    study: Mapping[int, Mapping[str, Any]],
+    main: Mapping[int, Mapping[str, Any]],
+    *,
+    resamples: int = RESAMPLES,
+    level: float = LEVEL,
+    seed: int = SEED,
+) -> dict[str, Any] | None:
+    """A study's ProFuser − the main runs' ProFuser (average), paired item by item within
+    each seed that both ran and pooled over those seeds; None without a common seed.
+
+    ``study``, ``main``: the ProFuser eval record of each seed's run.
+    """
+    seeds = sorted(set(study) & set(main))
+    if not seeds:
+        return None
+    a, b = [study[s] for s in seeds], [main[s] for s in seeds]
+    tasks = sorted({t for r in [*a, *b] for t in r["scores"] if t != "average"})
+    iv = bootstrap(
+        [r.get("items") or {} for r in a],
+        [r.get("items") or {} for r in b],
+        tasks=tasks,
+        resamples=resamples,
+        level=level,
+        seed=seed,
+    )
+    return {"seeds": seeds, "level": level, **(iv.as_dict() if iv else {}), "verdict": verdict(iv)}
+
+
+def interval_text(d: Mapping[str, Any] | None) -> str:
+    """``+1.23 [+0.45, +2.01]: held`` (points) for a :func:`study_intervals` result."""
+    if not d:
+        return "not measured"
+    if "estimate" not in d:
+        return "no interval (no per-item scores)"
+    return (
+        f"{100 * d['estimate']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]: "
+        f"{d['verdict']}"
+    )
+
+
 def _avg(record: Mapping[str, Any]) -> float | None:
     vals = [v for k, v in record["scores"].items() if k != "average" and not math.isnan(v)]
     return statistics.fmean(vals) if vals else None
@@ -222,4 +263,11 @@ def transfer_summary_markdown(
     return lines
 
 
-__all__ = ["aggregate_transfer", "mean_std", "pooled_intervals", "transfer_summary_markdown"]
+__all__ = [
+    "aggregate_transfer",
+    "interval_text",
+    "mean_std",
+    "pooled_intervals",
+    "study_intervals",
+    "transfer_summary_markdown",
+]

@@ -9,7 +9,13 @@ import statistics
 import pytest
 
 from profuser.demo.runs import aggregate, summary_markdown
-from profuser.demo.summary import aggregate_transfer, mean_std, pooled_intervals
+from profuser.demo.summary import (
+    aggregate_transfer,
+    interval_text,
+    mean_std,
+    pooled_intervals,
+    study_intervals,
+)
 from profuser.report.transfer import transfer_table
 
 N = 20
@@ -114,3 +120,41 @@ def test_demo_summary_carries_the_transfer_and_pooled_intervals() -> None:
     old = aggregate({"main": [{"models": []}]})  # an old results.json: no transfer section
     assert old["main"]["transfer"] is None
     assert "Per-skill transfer" not in summary_markdown(old, quick=True)
+
+
+def test_study_intervals_pair_each_seed_with_the_main_run_of_that_seed() -> None:
+    def profuser(add: int, nxt: int) -> dict:
+        return next(r for r in _records(add, nxt) if r["kind"] == "variant")
+
+    main = {0: profuser(10, 10), 1: profuser(12, 12)}
+    # the study: +2 right items on each skill in seed 0, +4 in seed 1; seed 2 has no main run
+    study = {0: profuser(12, 12), 1: profuser(16, 16), 2: profuser(20, 20)}
+    got = study_intervals(study, main, resamples=300)
+    assert got["seeds"] == [0, 1]
+    assert got["estimate"] == pytest.approx((2 / 20 + 4 / 20) / 2)
+    assert 0 < got["low"] <= got["estimate"] <= got["high"]
+    assert got["verdict"] == "held"
+    assert interval_text(got).endswith(": held") and interval_text(got).startswith("+15.00 [")
+    assert study_intervals({5: profuser(1, 1)}, main) is None
+    assert interval_text(None) == "not measured"
+
+
+def test_demo_summary_lists_the_studies_with_their_paired_intervals() -> None:
+    def run(avg: float) -> dict:
+        return {"models": [{"kind": "variant", "name": "profuser", "scores": {"average": avg}}]}
+
+    results = {"main": [run(0.7)], "rule:single_rm": [run(0.75)], "sources:FuseX": [run(0.6)]}
+    summary = aggregate(results)
+    summary["rule:single_rm"]["vs_main"] = {
+        "estimate": 0.05,
+        "low": 0.01,
+        "high": 0.09,
+        "verdict": "held",
+    }
+    md = summary_markdown(summary, quick=False)
+    assert "- rm_vote (the main runs): 70.0 ± 0.0" in md
+    assert (
+        "- single_rm: 75.0 ± 0.0; − rm_vote, paired over items and seeds: +5.00 [+1.00, +9.00]: held"
+        in md
+    )
+    assert "- FuseX: 60.0 ± 0.0; − all sources, paired over items and seeds: not measured" in md
