@@ -12,6 +12,7 @@ killed run resumes from its last checkpoint.
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import logging
 import math
@@ -32,6 +33,7 @@ from profuser.train.determinism import reproducible_attention
 from profuser.train.examples import FusionExample, collate
 from profuser.train.losses import (
     COMPONENTS,
+    IGNORE_INDEX,
     ModeBatch,
     ModeTargets,
     PhaseWeights,
@@ -243,17 +245,39 @@ def _length(example: FusionExample) -> int:
 
 
 def _forward(model, inputs, accelerator) -> ModeBatch:
+    """The target's logits on one mode's micro-batch, from the first position any loss counts.
+
+    Positions before every row's answer (the system message and the question) feed attention
+    but no loss, so where the model takes ``logits_to_keep`` (Hugging Face causal LMs) their
+    ``[B, L, V]`` logits and log-softmax are never computed; the targets are sliced alike.
+    """
     dev = accelerator.device
-    logits = model(
-        input_ids=inputs.input_ids.to(dev), attention_mask=inputs.attention_mask.to(dev)
-    ).logits
     t = inputs.targets
-    moved = ModeTargets(
-        t.labels.to(dev),
-        t.teacher_ids.to(dev) if t.teacher_ids is not None else None,
-        t.teacher_logprobs.to(dev) if t.teacher_logprobs is not None else None,
-    )
+    start = _first_counted(t) if _keeps_logits(model) else 0
+    width = inputs.input_ids.shape[1]
+    kwargs = {"logits_to_keep": width - start} if start > 0 else {}
+    logits = model(
+        input_ids=inputs.input_ids.to(dev), attention_mask=inputs.attention_mask.to(dev), **kwargs
+    ).logits  # [B, L - start, V]
+
+    def cut(x):
+        return x[:, start:].to(dev) if x is not None else None
+
+    moved = ModeTargets(cut(t.labels), cut(t.teacher_ids), cut(t.teacher_logprobs), cut(t.kl_mask))
     return ModeBatch(logits, moved)
+
+
+def _first_counted(t: ModeTargets) -> int:
+    """The first sequence position where some row's SFT or KL term counts (0 if none)."""
+    counted = (t.labels != IGNORE_INDEX) | t.mask()  # [B, L]
+    cols = counted.any(dim=0).nonzero()
+    return int(cols[0]) if len(cols) else 0
+
+
+def _keeps_logits(model) -> bool:
+    """Whether ``model.forward`` takes ``logits_to_keep`` (unwrapping DDP/FSDP wrappers)."""
+    inner = getattr(model, "module", model)
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
 
 
 FIELDS = ["step", "phase", "lr", "seconds", *COMPONENTS]

@@ -149,3 +149,43 @@ def test_loss_components_logged_per_phase(mini_world: Path, tmp_path: Path) -> N
         float(r["sft_infer"]) > 0 and float(r["sft_train"]) > 0 and float(r["kl_train"]) > 0
         for r in last
     )
+
+
+def test_logits_from_the_first_answer_position_give_the_full_loss_and_gradient(
+    mini_world: Path,
+) -> None:
+    from accelerate import Accelerator
+
+    from profuser.train.loop import _first_counted, _forward
+    from profuser.train.losses import ModeBatch, PhaseWeights, fusion_loss
+
+    exs, tok = _examples(mini_world, 4)
+    src = str(mini_world / "models" / "vicuna-like")
+    weights = PhaseWeights(0.5, 1.0, 0.3, 0.7)
+    infer = collate([e.infer for e in exs], tok.pad_token_id, 2048, k=4)
+    train = collate([e.train for e in exs], tok.pad_token_id, 2048, k=4)
+    start = _first_counted(train.targets)
+    assert start == min(len(e.train.prompt_ids) for e in exs) - 1 > 0  # the prompts are cut
+
+    def loss_and_grads(trimmed: bool) -> tuple[torch.Tensor, dict]:
+        torch.manual_seed(0)
+        model = load_causal_lm(src)
+        if trimmed:
+            ib, tb = (_forward(model, b, Accelerator(cpu=True)) for b in (infer, train))
+            assert tb.logits.shape[1] == train.input_ids.shape[1] - start
+        else:  # every position's logits, as a plain forward gives them
+            ib, tb = (
+                ModeBatch(
+                    model(input_ids=b.input_ids, attention_mask=b.attention_mask).logits, b.targets
+                )
+                for b in (infer, train)
+            )
+        res = fusion_loss(ib, tb, weights)
+        res.total.backward()
+        return res.total.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    full, g_full = loss_and_grads(False)
+    cut, g_cut = loss_and_grads(True)
+    torch.testing.assert_close(cut, full, rtol=1e-5, atol=1e-6)
+    for name, g in g_full.items():
+        torch.testing.assert_close(g_cut[name], g, rtol=1e-4, atol=1e-6)

@@ -37,6 +37,24 @@ def load_skill(skill: str, split: str = "eval", **_: object) -> datasets.Dataset
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
 
+# The question, choices and gold answer come from functions rather than Jinja strings:
+# lm-eval compiles a Jinja template anew for every document it renders, which took a third
+# of an evaluation of a world model; the rendered text is the same.
+def doc_to_text(doc: dict) -> str:
+    """The question, as the user turn."""
+    return doc["question"]
+
+
+def doc_to_choice(doc: dict) -> list[str]:
+    """The four answer options of a multiple-choice item."""
+    return list(doc["choices"])
+
+
+def doc_to_target(doc: dict) -> str:
+    """The gold answer of a generative item."""
+    return doc["answer"]
+
+
 def process_results(doc: dict, results: list[str]) -> dict[str, float]:
     """Exact match of the generated answer (after "answer is", normalised) with the gold one."""
     return {"exact_match": float(is_correct(results[0], doc["answer"]))}
