@@ -159,6 +159,10 @@ class EvalConfig(_Strict):
     # Reuse a model's record when the same files were evaluated the same way before
     # (`profuser.evaluate.cache`; the studies of a demo all evaluate the same sources).
     cache: bool = True
+    # lm-eval's random state (few-shot draws, sampled generation). Fixed rather than the run's
+    # training seed: a model is scored the same way in every run, so runs of different
+    # training seeds are compared on the same draws and a source is evaluated once for all.
+    seed: int = 0
 
 
 class MergeConfig(_Strict):

@@ -137,7 +137,7 @@ def evaluate_entry(entry: ModelEntry, cfg: RunConfig) -> dict:
             batch_size=cfg.eval.batch_size,
             split_continuation=cfg.eval.split_continuation,
             generation=cfg.eval.generation,
-            seed=cfg.seed,
+            seed=cfg.eval.seed,
             log_samples=True,
         )
     finally:
@@ -150,7 +150,8 @@ def evaluate_entry(entry: ModelEntry, cfg: RunConfig) -> dict:
         "kind": entry.kind,
         "name": entry.name,
         "path": entry.path,
-        "seed": cfg.seed,
+        "seed": cfg.seed,  # the run's (training) seed; lm-eval ran with eval.seed
+        "eval_seed": cfg.eval.seed,
         "seconds": round(time.time() - started, 2),
         **res,
     }
@@ -169,13 +170,20 @@ def cached_or_evaluated(entry: ModelEntry, cfg: RunConfig) -> dict:
         "batch_size": cfg.eval.batch_size,
         "split_continuation": cfg.eval.split_continuation,
         "generation": cfg.eval.generation,
-        "seed": cfg.seed,
+        "seed": cfg.eval.seed,
     }
     key = eval_cache.record_key(entry.path, identity) if cfg.eval.cache else None
     hit = eval_cache.load(key)
     if hit is not None:
         log.info("eval %s: same files evaluated before (eval cache %s)", entry.key, key)
-        return {**hit, "kind": entry.kind, "name": entry.name, "path": entry.path, "cached": key}
+        return {
+            **hit,
+            "kind": entry.kind,
+            "name": entry.name,
+            "path": entry.path,
+            "seed": cfg.seed,
+            "cached": key,
+        }
     record = evaluate_entry(entry, cfg)
     eval_cache.store(key, record)
     return record

@@ -128,7 +128,13 @@ def test_eval_cache_reuses_records_of_identical_files_only(
     rec_a = read_json(tmp_path / "a" / "eval" / "models" / "source-mpt-like.json")
     rec_b = read_json(tmp_path / "b" / "eval" / "models" / "source-mpt-like.json")
     assert rec_b.pop("cached") and rec_a == rec_b
-    # One changed file, another seed, or the cache off: evaluated again.
+    # Another training seed scores the same files the same way (lm-eval runs with eval.seed):
+    # the record is reused and carries the new run's seed.
+    _run(_cfg(mini_world, "seed=4"), tmp_path / "s")
+    assert calls == ["llama", "mpt"]
+    rec_s = read_json(tmp_path / "s" / "eval" / "models" / "source-mpt-like.json")
+    assert rec_s["seed"] == 4 and rec_s["eval_seed"] == 0 and rec_s["scores"] == rec_a["scores"]
+    # One changed file, another eval seed, or the cache off: evaluated again.
     changed = tmp_path / "mpt-copy"
     shutil.copytree(mini_world / "models" / "mpt-like", changed)
     (changed / "config.json").write_text(
@@ -136,7 +142,7 @@ def test_eval_cache_reuses_records_of_identical_files_only(
     )
     _run(_cfg(mini_world, f"sources.1.path={changed}"), tmp_path / "c")
     assert calls == ["llama", "mpt", "mpt"]
-    _run(_cfg(mini_world, "seed=4"), tmp_path / "d")
+    _run(_cfg(mini_world, "eval.seed=4"), tmp_path / "d")
     assert calls == ["llama", "mpt", "mpt", "llama", "mpt"]
     _run(_cfg(mini_world, "eval.cache=false"), tmp_path / "e")
     assert calls[5:] == ["llama", "mpt"]
