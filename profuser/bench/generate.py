@@ -193,12 +193,20 @@ def _scoring(cfg, rows: list[dict], answers: list[Generation]) -> dict:
 
 
 @register("generate")
-def bench_generate(rounds: int = 3, all_sources: bool = True, prompts: int | None = None) -> dict:
+def bench_generate(
+    rounds: int = 3,
+    all_sources: bool = True,
+    prompts: int | None = None,
+    batch_size: int | None = None,
+) -> dict:
     """Tokens per second of the batched path over the sequential one, same prompts and seeds,
     and over Hugging Face ``model.generate`` batched alike (the target); reward-model scoring
-    throughput on the target's answers. ``prompts`` caps the demo shard (default: all of it)."""
+    throughput on the target's answers. ``prompts`` caps the demo shard (default: all of it);
+    ``batch_size`` replaces the demo's sampling batch (``generate.batch_size=32``)."""
     cfg, world = _demo_config()
     sampling = cfg.advantage.sampling
+    if batch_size is not None:
+        sampling = sampling.model_copy(update={"batch_size": batch_size})
     size = cfg.advantage.shard_size if prompts is None else min(prompts, cfg.advantage.shard_size)
     rows = read_jsonl(world / "data" / "train.jsonl")[:size]
     by_source = {}

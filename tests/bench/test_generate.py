@@ -23,7 +23,7 @@ def _positive(x: object) -> bool:
 
 def test_bench_generate_gives_positive_figures_and_identical_answers(world_dir) -> None:
     # 48 prompts: one full batch of 32 and a partial one, for both loops
-    out = bench_generate(rounds=1, all_sources=False, prompts=48)
+    out = bench_generate(rounds=1, all_sources=False, prompts=48, batch_size=32)
     for key in (
         "generate.batched_speedup",
         "generate.batched_speedup_without_prefix_sharing",
