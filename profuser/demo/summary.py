@@ -114,22 +114,29 @@ def pooled_intervals(
             continue
         a = [s[a_key] for s in by_key]
         b = [s[other] for s in by_key]
-        tasks = sorted({t for r in [*a, *b] for t in r["scores"] if t != "average"})
-        iv = bootstrap(
-            [r.get("items") or {} for r in a],
-            [r.get("items") or {} for r in b],
-            tasks=tasks,
-            resamples=resamples,
-            level=level,
-            seed=seed,
-        )
-        out[label] = {
-            "a": a_key,
-            "b": other,
-            **(iv.as_dict() if iv else {}),
-            "verdict": verdict(iv),
-        }
+        out[label] = {"a": a_key, "b": other, **_paired(a, b, resamples, level, seed)}
     return out
+
+
+def _paired(
+    a: list[Mapping[str, Any]],
+    b: list[Mapping[str, Any]],
+    resamples: int,
+    level: float,
+    seed: int,
+) -> dict[str, Any]:
+    """Eval records ``a[i]`` − ``b[i]`` (average over their tasks), paired item by item within
+    each i and pooled over i: the bootstrap interval's fields and its verdict."""
+    tasks = sorted({t for r in [*a, *b] for t in r["scores"] if t != "average"})
+    iv = bootstrap(
+        [r.get("items") or {} for r in a],
+        [r.get("items") or {} for r in b],
+        tasks=tasks,
+        resamples=resamples,
+        level=level,
+        seed=seed,
+    )
+    return {**(iv.as_dict() if iv else {}), "verdict": verdict(iv)}
 
 
 def study_intervals(
@@ -149,16 +156,7 @@ def study_intervals(
     if not seeds:
         return None
     a, b = [study[s] for s in seeds], [main[s] for s in seeds]
-    tasks = sorted({t for r in [*a, *b] for t in r["scores"] if t != "average"})
-    iv = bootstrap(
-        [r.get("items") or {} for r in a],
-        [r.get("items") or {} for r in b],
-        tasks=tasks,
-        resamples=resamples,
-        level=level,
-        seed=seed,
-    )
-    return {"seeds": seeds, "level": level, **(iv.as_dict() if iv else {}), "verdict": verdict(iv)}
+    return {"seeds": seeds, "level": level, **_paired(a, b, resamples, level, seed)}
 
 
 def interval_text(d: Mapping[str, Any] | None) -> str:

@@ -126,6 +126,7 @@ def train_fusion(
         num_training_steps=clock.total_steps,
     )
     model, opt, sched = accelerator.prepare(model, opt, sched)
+    trim = _keeps_logits(model)
     ckpt = out_dir / "checkpoint"
     start = 0
     if (ckpt / "profuser_state.json").is_file():
@@ -175,8 +176,8 @@ def train_fusion(
             sync = j == len(mbs) - 1
             ctx = accelerator.no_sync(model) if not sync else nullcontext()
             with ctx, reproducible_attention(cfg.deterministic):
-                ib = _forward(model, infer, accelerator) if infer else None
-                tb = _forward(model, train, accelerator) if train else None
+                ib = _forward(model, infer, accelerator, trim) if infer else None
+                tb = _forward(model, train, accelerator, trim) if train else None
                 res = fusion_loss(ib, tb, weights, denominators=denoms)
                 del ib, tb
                 # DDP averages gradients over processes; the window-wide denominators already did.
@@ -244,16 +245,17 @@ def _length(example: FusionExample) -> int:
     return len(t.prompt_ids) + len(t.answer_ids) + len(t.suffix_ids)
 
 
-def _forward(model, inputs, accelerator) -> ModeBatch:
+def _forward(model, inputs, accelerator, trim: bool) -> ModeBatch:
     """The target's logits on one mode's micro-batch, from the first position any loss counts.
 
     Positions before every row's answer (the system message and the question) feed attention
     but no loss, so where the model takes ``logits_to_keep`` (Hugging Face causal LMs) their
     ``[B, L, V]`` logits and log-softmax are never computed; the targets are sliced alike.
+    ``trim``: whether it does (:func:`_keeps_logits`, asked once per run).
     """
     dev = accelerator.device
     t = inputs.targets
-    start = _first_counted(t) if _keeps_logits(model) else 0
+    start = _first_counted(t) if trim else 0
     width = inputs.input_ids.shape[1]
     kwargs = {"logits_to_keep": width - start} if start > 0 else {}
     logits = model(

@@ -156,7 +156,7 @@ def test_logits_from_the_first_answer_position_give_the_full_loss_and_gradient(
 ) -> None:
     from accelerate import Accelerator
 
-    from profuser.train.loop import _first_counted, _forward
+    from profuser.train.loop import _first_counted, _forward, _keeps_logits
     from profuser.train.losses import ModeBatch, PhaseWeights, fusion_loss
 
     exs, tok = _examples(mini_world, 4)
@@ -171,7 +171,8 @@ def test_logits_from_the_first_answer_position_give_the_full_loss_and_gradient(
         torch.manual_seed(0)
         model = load_causal_lm(src)
         if trimmed:
-            ib, tb = (_forward(model, b, Accelerator(cpu=True)) for b in (infer, train))
+            assert _keeps_logits(model)
+            ib, tb = (_forward(model, b, Accelerator(cpu=True), True) for b in (infer, train))
             assert tb.logits.shape[1] == train.input_ids.shape[1] - start
         else:  # every position's logits, as a plain forward gives them
             ib, tb = (
