@@ -137,7 +137,7 @@ def _kv(items: list[str]):
 def cmd_demo(args: argparse.Namespace) -> int:
     from profuser.config import load_config
     from profuser.configs import config_path
-    from profuser.demo.runs import run_demo
+    from profuser.demo.runs import demo_seeds, run_demo
     from profuser.pipeline import print_run_summary
     from profuser.world.resolve import materialize_world
 
@@ -146,9 +146,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg_path = config_path("demo")
     out = Path(args.out or ("runs/demo-quick" if args.quick else "runs/demo"))
     load_config(cfg_path, args.overrides)  # fail on a bad override before building anything
+    demo_seeds(args.quick, args.seeds, args.study_seeds)
     _, world_dir = materialize_world(load_config(cfg_path, args.overrides))
     _print_accuracy(world_dir)
-    run_demo(cfg_path, out, args.quick, args.overrides, force=args.force, seeds=args.seeds)
+    run_demo(
+        cfg_path,
+        out,
+        args.quick,
+        args.overrides,
+        force=args.force,
+        seeds=args.seeds,
+        study_seeds=args.study_seeds,
+    )
     print_run_summary(out / f"seed-{(args.seeds or [0])[0]}")
     print("\n" + (out / "summary.md").read_text(encoding="utf-8"))
     print(f"demo finished in {time.time() - started:.0f} s; results in {out}")
@@ -241,10 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("overrides", nargs="*", metavar="key=value")
     d.add_argument("--out")
     d.add_argument(
-        "--quick", action="store_true", help="sources, CSFT and ProFuser, one seed (see --seeds)"
+        "--quick",
+        action="store_true",
+        help="the sources and ProFuser, one seed (see --seeds; add variants=[csft] for the "
+        "SFT control)",
     )
     d.add_argument("--force", action="store_true")
     d.add_argument("--seeds", type=int, nargs="+", help="run seeds (default: 0 quick, 0 1 2 full)")
+    d.add_argument(
+        "--study-seeds",
+        type=int,
+        nargs="+",
+        help="seeds of the full demo's selection-rule and number-of-sources studies, each "
+        "also a run seed (default: the first run seed)",
+    )
     d.set_defaults(fn=cmd_demo)
 
     w = sub.add_parser(

@@ -1,9 +1,13 @@
 """The tiny-world demo: the pipeline over several seeds and studies, then mean ± std tables.
 
-``--quick``: sources, CSFT and ProFuser, one seed. Full: every schedule
+``--quick``: the sources and ProFuser, one seed (add ``variants=[csft]`` for the
+SFT control; it costs the quick demo a third more training). Full: every schedule
 variant and the merges over three seeds, plus the inference-mode selection-rule
-study (Figure 3) and the number-of-sources study (Table 4 / Figure 4). Every run
-is an ordinary run directory, so an interrupted demo resumes where it stopped.
+study (Figure 3) and the number-of-sources study (Table 4 / Figure 4), each
+ProFuser run of a study paired item by item with the main run of its seed. The
+studies run on the first seed only unless ``study_seeds`` names more: four more
+trainings a seed would take the full demo past its time budget. Every run is an
+ordinary run directory, so an interrupted demo resumes where it stopped.
 
 The summary also carries each study's per-skill transfer over seeds (``transfer``,
 see `profuser.demo.summary`) and, for the main runs, intervals pooled over seeds
@@ -29,6 +33,7 @@ from profuser.demo.summary import (
     study_intervals,
     transfer_summary_markdown,
 )
+from profuser.errors import UserError
 from profuser.evaluate.merging import mergekit_available
 from profuser.io import atomic_write_bytes, atomic_write_json, read_json
 from profuser.pipeline import fingerprints, load_stages, run_pipeline
@@ -37,7 +42,7 @@ from profuser.world.resolve import materialize_world
 
 log = logging.getLogger("profuser")
 
-QUICK = ["variants=[csft]", "merges=[]"]
+QUICK = ["variants=[]", "merges=[]"]
 RULE_STUDY = ("single_rm", "reference")  # compared with the main runs' rm_vote
 # Stages a study run may take from its seed's main run, where the study's config gives them
 # the same fingerprint: the selection-rule study reuses the main run's answers and teacher
@@ -56,16 +61,24 @@ class DemoPlan:
     runs: list[tuple[str, Path, list[str], list[str] | None]] = field(default_factory=list)
 
 
-def plan(out: Path, quick: bool, seeds: list[int], extra: list[str]) -> DemoPlan:
-    """The runs of a quick or full demo, in order."""
+def plan(
+    out: Path,
+    quick: bool,
+    seeds: list[int],
+    extra: list[str],
+    study_seeds: list[int] | None = None,
+) -> DemoPlan:
+    """The runs of a quick or full demo, in order; the studies run for ``study_seeds``
+    (default: the first of ``seeds``)."""
     p = DemoPlan()
+    study_seeds = seeds[:1] if study_seeds is None else study_seeds
     base = [*(QUICK if quick else []), *extra]
     single = ["variants=[]", "merges=[]"]  # studies train ProFuser alone
     # Every seed's main run first: the table of every schedule is what a user waits for;
     # the studies follow, each seed's reusing its main run's upstream stages.
     for s in seeds:
         p.runs.append(("main", out / f"seed-{s}", [*base, f"seed={s}"], None))
-    for s in [] if quick else seeds:
+    for s in [] if quick else study_seeds:
         for rule in RULE_STUDY:
             overrides = [*base, f"seed={s}", f"advantage.inference_rule={rule}", *single]
             p.runs.append((f"rule:{rule}", out / f"rule-{rule}-seed-{s}", overrides, None))
@@ -73,6 +86,18 @@ def plan(out: Path, quick: bool, seeds: list[int], extra: list[str]) -> DemoPlan
             overrides = [*base, f"seed={s}", *single]
             p.runs.append((f"sources:{label}", out / f"sources-{label}-seed-{s}", overrides, keep))
     return p
+
+
+def demo_seeds(quick: bool, seeds: list[int] | None, study_seeds: list[int] | None) -> list[int]:
+    """The run seeds (default: 0 quick, 0 1 2 full); raises a one-line error where a study
+    seed is not a run seed (a study is paired with its seed's main run)."""
+    seeds = seeds or ([0] if quick else [0, 1, 2])
+    if study_seeds is not None and not set(study_seeds) <= set(seeds):
+        raise UserError(
+            f"--study-seeds {' '.join(map(str, study_seeds))}: each study seed must also be a "
+            f"run seed (--seeds {' '.join(map(str, seeds))}); a study is paired with its seed's main run"
+        )
+    return seeds
 
 
 def _config(cfg_path: Path, overrides: list[str], keep: list[str] | None):
@@ -105,19 +130,22 @@ def run_demo(
     extra: list[str],
     force: bool = False,
     seeds: list[int] | None = None,
+    study_seeds: list[int] | None = None,
 ) -> dict:
     """Run every planned pipeline and write ``summary.json`` / ``summary.md`` under ``out``.
 
     ``seeds``: the run seeds (default: 0 for the quick demo, 0, 1 and 2 for the full one).
+    ``study_seeds``: the seeds the full demo's studies run for (default: the first run seed);
+    each must be a run seed, since a study is paired with its seed's main run.
     """
-    seeds = seeds or ([0] if quick else [0, 1, 2])
+    seeds = demo_seeds(quick, seeds, study_seeds)
     extra = [*extra, *_skip_unavailable(cfg_path, quick, extra)]
     results: dict[str, list[dict]] = {}
     main_records: list[list[dict]] = []  # each main seed's eval records, for pooled intervals
     profuser: dict[str, dict[int, dict]] = {}  # label -> seed -> ProFuser's eval record
     target = None
     summary: dict = {}
-    for label, run_dir, overrides, keep in plan(out, quick, seeds, extra).runs:
+    for label, run_dir, overrides, keep in plan(out, quick, seeds, extra, study_seeds).runs:
         cfg, _ = materialize_world(_config(cfg_path, overrides, keep))
         log.info("demo: %s (seed %d) -> %s", label, cfg.seed, run_dir)
         if label != "main":
@@ -252,7 +280,7 @@ def summary_markdown(summary: dict, quick: bool) -> str:
         lines += ["## Figure 3: inference-mode selection rule (ProFuser average)", ""]
         lines.append(f"- rm_vote (the main runs): {_cell(_avg(main, 'profuser'), False)}")
         lines += [
-            f"- {k.split(':', 1)[1]}: {_cell(_avg(v, 'profuser'), False)}; − rm_vote, paired "
+            f"- {k.split(':', 1)[1]}{_study_cell(v, main)}; − rm_vote, paired "
             f"over items and seeds: {interval_text(v.get('vs_main'))}"
             for k, v in rules.items()
         ] + [""]
@@ -260,7 +288,7 @@ def summary_markdown(summary: dict, quick: bool) -> str:
     if srcs:
         lines += ["## Table 4: number of sources (average)", ""]
         lines += [
-            f"- {k.split(':', 1)[1]}: {_cell(_avg(v, 'profuser'), False)}; − all sources, "
+            f"- {k.split(':', 1)[1]}{_study_cell(v, main)}; − all sources, "
             f"paired over items and seeds: {interval_text(v.get('vs_main'))}"
             for k, v in srcs.items()
         ]
@@ -268,6 +296,21 @@ def summary_markdown(summary: dict, quick: bool) -> str:
         lines += [f"- CSFT (no fusion): {_cell(_avg(main, 'csft'), False)}", ""]
     lines += transfer_summary_markdown(main.get("transfer"), main.get("pooled_intervals"))
     return "\n".join(lines)
+
+
+def _study_cell(study: dict, main: dict) -> str:
+    """``: 78.8 ± 1.0`` where a study ran for every main seed; where it ran for fewer, its
+    seeds and the main runs' ProFuser on those same seeds (``: 78.8 (seed 0; main run 75.1)``)."""
+    own = _avg(study, "profuser")
+    paired = study.get("vs_main") or {}
+    seeds, means = paired.get("seeds", []), paired.get("means") or {}
+    if not seeds or len(seeds) >= main.get("seeds", 0) or means.get("main") is None:
+        return f": {_cell(own, False)}"
+    label = "seed" if len(seeds) == 1 else "seeds"
+    return (
+        f": {100 * own[0]:.1f} ({label} {', '.join(map(str, seeds))}; "
+        f"the main run's ProFuser there {100 * means['main']:.1f})"
+    )
 
 
 def _avg(study: dict, name: str) -> tuple[float, float]:

@@ -156,7 +156,10 @@ def study_intervals(
     if not seeds:
         return None
     a, b = [study[s] for s in seeds], [main[s] for s in seeds]
-    return {"seeds": seeds, "level": level, **_paired(a, b, resamples, level, seed)}
+    # The two means over the paired seeds only: the main runs' mean over every seed is not
+    # what a study run on fewer seeds is compared with.
+    means = {"study": _mean_avg(a), "main": _mean_avg(b)}
+    return {"seeds": seeds, "level": level, "means": means, **_paired(a, b, resamples, level, seed)}
 
 
 def interval_text(d: Mapping[str, Any] | None) -> str:
@@ -169,6 +172,12 @@ def interval_text(d: Mapping[str, Any] | None) -> str:
         f"{100 * d['estimate']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]: "
         f"{d['verdict']}"
     )
+
+
+def _mean_avg(records: Sequence[Mapping[str, Any]]) -> float | None:
+    """The mean over ``records`` of each one's average score (None if one has none)."""
+    avgs = [_avg(r) for r in records]
+    return None if None in avgs else statistics.fmean(avgs)
 
 
 def _avg(record: Mapping[str, Any]) -> float | None:

@@ -1,7 +1,10 @@
 import math
 from pathlib import Path
 
-from profuser.demo.runs import aggregate, plan, summary_markdown
+import pytest
+
+from profuser.demo.runs import aggregate, demo_seeds, plan, summary_markdown
+from profuser.errors import UserError
 
 
 def _res(seed_shift: float) -> dict:
@@ -26,7 +29,7 @@ def _res(seed_shift: float) -> dict:
 def test_plan_quick_and_full() -> None:
     q = plan(Path("o"), True, [0], [])
     assert [r[0] for r in q.runs] == ["main"]
-    assert "variants=[csft]" in q.runs[0][2]
+    assert "variants=[]" in q.runs[0][2]
     f = plan(Path("o"), False, [0, 1, 2], [])
     labels = [r[0] for r in f.runs]
     assert labels.count("main") == 3
@@ -35,6 +38,30 @@ def test_plan_quick_and_full() -> None:
     )
     keep = [r[3] for r in f.runs if r[0] == "sources:FuseMPT"][0]
     assert keep == ["vicuna-like", "mpt-like"]
+    # the studies run on the first seed unless told otherwise, each beside its seed's main run
+    assert {r[1].name for r in f.runs if r[0] != "main"} == {
+        "rule-single_rm-seed-0",
+        "rule-reference-seed-0",
+        "sources-FuseMPT-seed-0",
+        "sources-FuseLlama-seed-0",
+    }
+    every = plan(Path("o"), False, [0, 1, 2], [], study_seeds=[0, 2])
+    assert sorted(
+        o for r in every.runs if r[0] == "rule:single_rm" for o in r[2] if o.startswith("seed=")
+    ) == [
+        "seed=0",
+        "seed=2",
+    ]
+    assert len([r for r in every.runs if r[0] != "main"]) == 8
+
+
+def test_study_seeds_must_be_run_seeds() -> None:
+    assert demo_seeds(False, None, [1]) == [0, 1, 2]
+    assert demo_seeds(True, None, None) == [0]
+    with pytest.raises(
+        UserError, match=r"--study-seeds 3: each study seed must also be a run seed"
+    ):
+        demo_seeds(False, [0, 1], [3])
 
 
 def test_aggregate_mean_and_std_over_seeds() -> None:

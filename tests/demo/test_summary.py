@@ -132,6 +132,8 @@ def test_study_intervals_pair_each_seed_with_the_main_run_of_that_seed() -> None
     got = study_intervals(study, main, resamples=300)
     assert got["seeds"] == [0, 1]
     assert got["estimate"] == pytest.approx((2 / 20 + 4 / 20) / 2)
+    # the means over the paired seeds only (seed 2 of the study has no main run)
+    assert got["means"]["study"] - got["means"]["main"] == pytest.approx(got["estimate"])
     assert 0 < got["low"] <= got["estimate"] <= got["high"]
     assert got["verdict"] == "held"
     assert interval_text(got).endswith(": held") and interval_text(got).startswith("+15.00 [")
@@ -158,3 +160,21 @@ def test_demo_summary_lists_the_studies_with_their_paired_intervals() -> None:
         in md
     )
     assert "- FuseX: 60.0 ± 0.0; − all sources, paired over items and seeds: not measured" in md
+
+
+def test_a_study_on_fewer_seeds_is_shown_beside_the_main_run_of_those_seeds() -> None:
+    def run(avg: float) -> dict:
+        return {"models": [{"kind": "variant", "name": "profuser", "scores": {"average": avg}}]}
+
+    summary = aggregate({"main": [run(0.7), run(0.8)], "rule:single_rm": [run(0.75)]})
+    summary["rule:single_rm"]["vs_main"] = {
+        "seeds": [0],
+        "means": {"study": 0.75, "main": 0.7},
+        "estimate": 0.05,
+        "low": 0.01,
+        "high": 0.09,
+        "verdict": "held",
+    }
+    md = summary_markdown(summary, quick=False)
+    assert "- rm_vote (the main runs): 75.0 ± 7.1" in md
+    assert "- single_rm: 75.0 (seed 0; the main run's ProFuser there 70.0); − rm_vote" in md
