@@ -1,7 +1,7 @@
 """The tiny-world demo: the pipeline over several seeds and studies, then mean ± std tables.
 
 ``--quick``: the sources and ProFuser, one seed (add ``variants=[csft]`` for the
-SFT control; it costs the quick demo a third more training). Full: every schedule
+SFT control; its training and eval add about a minute here). Full: every schedule
 variant and the merges over three seeds, plus the inference-mode selection-rule
 study (Figure 3) and the number-of-sources study (Table 4 / Figure 4), each
 ProFuser run of a study paired item by item with the main run of its seed. The
@@ -300,7 +300,8 @@ def summary_markdown(summary: dict, quick: bool) -> str:
 
 def _study_cell(study: dict, main: dict) -> str:
     """``: 78.8 ± 1.0`` where a study ran for every main seed; where it ran for fewer, its
-    seeds and the main runs' ProFuser on those same seeds (``: 78.8 (seed 0; main run 75.1)``)."""
+    seeds and the main runs' ProFuser on those same seeds
+    (``: 80.3 (seed 0; the main run's ProFuser there 77.3)``)."""
     own = _avg(study, "profuser")
     paired = study.get("vs_main") or {}
     seeds, means = paired.get("seeds", []), paired.get("means") or {}
