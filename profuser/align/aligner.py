@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from profuser.align.chars import TextIndex
-from profuser.align.encode import TokenBatch, backend_encode, encode_texts
+from profuser.align.encode import TokenBatch, backend_encode, encode_texts, encode_through
 from profuser.align.project import Projection, project_to_target
 from profuser.align.spans import (
     anchors,
@@ -151,8 +151,16 @@ class TokenAligner:
         them (`encode_texts`), one batch call, with offsets where `align_batch` will read
         them. # -> TokenBatch of len(texts)"""
         tok, _, offsets = self._parts(side)
-        own = offsets and self._backends[id(tok)] is tok.backend_tokenizer
-        return encode_texts(tok, texts, offsets=own and self._wants_offsets(side))
+        want = offsets and self._wants_offsets(side)
+        backend = self._backends.get(id(tok))
+        if want and backend is not tok.backend_tokenizer:
+            # Offsets come from a copy without the post-processor (GPT-NeoX, RoBERTa): one
+            # encoding through it gives the ids and those offsets, where `align_batch` would
+            # otherwise encode the batch a second time.
+            through = encode_through(tok, backend, texts)
+            if through is not None:
+                return through
+        return encode_texts(tok, texts, offsets=want and backend is tok.backend_tokenizer)
 
     def _sides(
         self,

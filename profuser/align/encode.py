@@ -93,3 +93,16 @@ def encode_texts(tok: Any, texts: Sequence[str], offsets: bool = True) -> TokenB
     # A tokenizer's own call may rewrite the text first, so its offsets are not kept.
     out = tok(texts, add_special_tokens=False, return_attention_mask=False)
     return TokenBatch([list(i) if t else [] for i, t in zip(out["input_ids"], texts, strict=True)])
+
+
+def encode_through(tok: Any, backend: Any, texts: Sequence[str]) -> TokenBatch | None:
+    """`encode_texts` with offsets, in one encoding by ``backend``: a copy of ``tok``'s own
+    backend without its post-processor (`profuser.align.spans.offset_backend`), which
+    without special tokens gives the same ids and untrimmed offsets. None where ``tok``'s
+    call is not the plain backend call, so the ids must come from that call instead."""
+    if _plain_backend(tok) is None:
+        return None
+    texts = list(texts)
+    encs = backend_encode(backend, texts, True)
+    ids = [e.ids if t else [] for e, t in zip(encs, texts, strict=True)]
+    return TokenBatch(ids, encs, backend)

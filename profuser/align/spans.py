@@ -218,8 +218,12 @@ def _spelt(
 
 
 def spells_text(table: TokenTable) -> bool:
-    """Whether ``table``'s tokens can spell a text byte for byte (`exact_anchors`)."""
-    return table.kind in ("byte_level", "metaspace") and not table.folds
+    """Whether ``table``'s tokens can spell a text byte for byte (`exact_anchors`).
+
+    Not a tokenizer whose only whitespace is a marker before each word (T5's): where its
+    tokens happen to spell a text, a lone marker still stands for the next word, not for
+    the space before it, and only its offsets say so."""
+    return table.kind in ("byte_level", "metaspace") and not table.folds and not table.marks_words
 
 
 def exact_anchors(index: TextIndex, table: TokenTable, ids: Any) -> np.ndarray | None:

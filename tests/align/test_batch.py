@@ -67,6 +67,20 @@ def test_batch_equals_text_by_text(families, texts, pair):
         assert_same(al.align_batch(texts, s.take(range(len(texts)), cut), t.ids), short)
 
 
+def test_a_trimming_tokenizer_is_encoded_once_with_its_own_ids_and_offsets(families, texts):
+    # GPT-NeoX's post-processor trims whitespace off the offsets, so its offsets come from a
+    # copy without it; `encode` asks that copy once for the ids and the offsets together.
+    src, tgt = families["neox"], families["llama2"]
+    al = pessimist(src, tgt)
+    copy = al._backends[id(src)]
+    assert copy is not src.backend_tokenizer
+    got = al.encode(texts, "source")
+    assert got.backend is copy and got.encodings is not None
+    assert got.ids == [list(src(x, add_special_tokens=False)["input_ids"]) for x in texts]
+    want = [TokenAligner(src, tgt, cache=False).align(x) for x in texts]
+    assert_same(al.align_batch(texts, got, al.encode(texts, "target")), want)
+
+
 def test_slow_tokenizers_batch(tokenizers, texts):
     src, tgt = SlowLike(tokenizers["metaspace_bpe"]), tokenizers["wordpiece"]
     al = TokenAligner(src, tgt, cache=False)
