@@ -141,18 +141,20 @@ def test_study_intervals_pair_each_seed_with_the_main_run_of_that_seed() -> None
     assert interval_text(None) == "not measured"
 
 
-def test_demo_summary_lists_the_studies_with_their_paired_intervals() -> None:
-    def run(avg: float) -> dict:
-        return {"models": [{"kind": "variant", "name": "profuser", "scores": {"average": avg}}]}
+# A study's interval against the main runs, +5 points and held.
+HELD = {"estimate": 0.05, "low": 0.01, "high": 0.09, "verdict": "held"}
 
+
+def _profuser_run(avg: float) -> dict:
+    """A run's results.json with ProFuser alone at average ``avg``."""
+    return {"models": [{"kind": "variant", "name": "profuser", "scores": {"average": avg}}]}
+
+
+def test_demo_summary_lists_the_studies_with_their_paired_intervals() -> None:
+    run = _profuser_run
     results = {"main": [run(0.7)], "rule:single_rm": [run(0.75)], "sources:FuseX": [run(0.6)]}
     summary = aggregate(results)
-    summary["rule:single_rm"]["vs_main"] = {
-        "estimate": 0.05,
-        "low": 0.01,
-        "high": 0.09,
-        "verdict": "held",
-    }
+    summary["rule:single_rm"]["vs_main"] = dict(HELD)
     md = summary_markdown(summary, quick=False)
     assert "- rm_vote (the main runs): 70.0 ± 0.0" in md
     assert (
@@ -163,17 +165,12 @@ def test_demo_summary_lists_the_studies_with_their_paired_intervals() -> None:
 
 
 def test_a_study_on_fewer_seeds_is_shown_beside_the_main_run_of_those_seeds() -> None:
-    def run(avg: float) -> dict:
-        return {"models": [{"kind": "variant", "name": "profuser", "scores": {"average": avg}}]}
-
+    run = _profuser_run
     summary = aggregate({"main": [run(0.7), run(0.8)], "rule:single_rm": [run(0.75)]})
     summary["rule:single_rm"]["vs_main"] = {
         "seeds": [0],
         "means": {"study": 0.75, "main": 0.7},
-        "estimate": 0.05,
-        "low": 0.01,
-        "high": 0.09,
-        "verdict": "held",
+        **HELD,
     }
     md = summary_markdown(summary, quick=False)
     assert "- rm_vote (the main runs): 75.0 ± 7.1" in md
