@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from profuser.align.chars import TextIndex
-from profuser.align.encode import TokenBatch, backend_encode, encode_texts, encode_through
+from profuser.align.encode import TokenBatch, backend_encode, encode_texts
 from profuser.align.project import Projection, project_to_target
 from profuser.align.spans import (
     anchors,
@@ -152,15 +152,12 @@ class TokenAligner:
         them. # -> TokenBatch of len(texts)"""
         tok, _, offsets = self._parts(side)
         want = offsets and self._wants_offsets(side)
-        backend = self._backends.get(id(tok))
-        if want and backend is not tok.backend_tokenizer:
-            # Offsets come from a copy without the post-processor (GPT-NeoX, RoBERTa): one
-            # encoding through it gives the ids and those offsets, where `align_batch` would
-            # otherwise encode the batch a second time.
-            through = encode_through(tok, backend, texts)
-            if through is not None:
-                return through
-        return encode_texts(tok, texts, offsets=want and backend is tok.backend_tokenizer)
+        # Where the offsets come from a copy without the post-processor (GPT-NeoX, RoBERTa),
+        # encoding through it gives the ids and those offsets at once; `align_batch` would
+        # otherwise encode the batch a second time.
+        return encode_texts(
+            tok, texts, offsets=want, via=self._backends.get(id(tok)) if want else None
+        )
 
     def _sides(
         self,

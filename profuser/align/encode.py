@@ -78,13 +78,21 @@ def _plain_backend(tok: Any) -> Any:
     return backend
 
 
-def encode_texts(tok: Any, texts: Sequence[str], offsets: bool = True) -> TokenBatch:
+def encode_texts(
+    tok: Any, texts: Sequence[str], offsets: bool = True, via: Any = None
+) -> TokenBatch:
     """``[tok(t, add_special_tokens=False)["input_ids"] for t in texts]`` in one batch call
     (an empty text has no tokens); with ``offsets``, also the backend's encodings where
-    the ids came from it directly."""
+    the ids came from it directly.
+
+    ``via``: a copy of ``tok``'s backend without its post-processor
+    (`profuser.align.spans.offset_backend`) to encode through instead, where the plain
+    backend call applies: without special tokens it gives the same ids, and offsets the
+    post-processor has not trimmed."""
     texts = list(texts)
     backend = _plain_backend(tok)
     if backend is not None:
+        backend = via or backend
         encs = backend_encode(backend, texts, offsets)
         ids = [e.ids if t else [] for e, t in zip(encs, texts, strict=True)]
         return TokenBatch(ids, encs if offsets else None, backend if offsets else None)
@@ -93,16 +101,3 @@ def encode_texts(tok: Any, texts: Sequence[str], offsets: bool = True) -> TokenB
     # A tokenizer's own call may rewrite the text first, so its offsets are not kept.
     out = tok(texts, add_special_tokens=False, return_attention_mask=False)
     return TokenBatch([list(i) if t else [] for i, t in zip(out["input_ids"], texts, strict=True)])
-
-
-def encode_through(tok: Any, backend: Any, texts: Sequence[str]) -> TokenBatch | None:
-    """`encode_texts` with offsets, in one encoding by ``backend``: a copy of ``tok``'s own
-    backend without its post-processor (`profuser.align.spans.offset_backend`), which
-    without special tokens gives the same ids and untrimmed offsets. None where ``tok``'s
-    call is not the plain backend call, so the ids must come from that call instead."""
-    if _plain_backend(tok) is None:
-        return None
-    texts = list(texts)
-    encs = backend_encode(backend, texts, True)
-    ids = [e.ids if t else [] for e, t in zip(encs, texts, strict=True)]
-    return TokenBatch(ids, encs, backend)
