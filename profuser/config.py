@@ -12,7 +12,7 @@ import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -119,6 +119,17 @@ class AdvantageConfig(_Strict):
     sampling: SamplingConfig = SamplingConfig()
 
 
+class LoraOptions(_Strict):
+    """``train.lora``: low-rank adapters through ``peft``, base weights frozen; each variant saves
+    ``final/adapter`` and the merged model in ``final``, which evaluation loads as any other."""
+
+    rank: int = Field(default=16, gt=0)
+    alpha: float = Field(default=32.0, gt=0.0)
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    # module names (q_proj, v_proj), or every linear layer but the output head
+    target_modules: Annotated[list[str], Field(min_length=1)] | Literal["all-linear"] = "all-linear"
+
+
 class TrainConfig(_Strict):
     """Training arguments (appendix A)."""
 
@@ -140,6 +151,8 @@ class TrainConfig(_Strict):
     # Every phase's epochs of every schedule times this: the paper's appendix-A schedule sees
     # 100k rows; a small fusion set needs more passes for the same learning (README, results).
     epoch_scale: float = Field(default=1.0, gt=0.0)
+    # Low-rank adapters instead of full fine-tuning (every schedule); None trains all weights.
+    lora: LoraOptions | None = None
 
 
 class EvalConfig(_Strict):

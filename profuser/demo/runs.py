@@ -3,10 +3,10 @@
 ``--quick``: the sources and ProFuser, one seed (add ``variants=[csft]`` for the
 SFT control; its training and eval add about a minute here). Full: every schedule
 variant and the merges over three seeds, plus the inference-mode selection-rule
-study (Figure 3) and the number-of-sources study (Table 4 / Figure 4), each
-ProFuser run of a study paired item by item with the main run of its seed. The
-studies run on the first seed only unless ``study_seeds`` names more: four more
-trainings a seed would take the full demo past its time budget. Every run is an
+study (Figure 3), the number-of-sources study (Table 4 / Figure 4) and ProFuser
+through LoRA adapters, each ProFuser run of a study paired item by item with the
+main run of its seed. The studies run on the first seed only unless ``study_seeds``
+names more: five more trainings a seed would take the full demo past its time budget. Every run is an
 ordinary run directory, so an interrupted demo resumes where it stopped.
 
 The summary also carries each study's per-skill transfer over seeds (``transfer``,
@@ -52,6 +52,8 @@ SOURCE_STUDY = {
     "FuseMPT": ["vicuna-like", "mpt-like"],
     "FuseLlama": ["vicuna-like", "llama-chat-like"],
 }
+# ProFuser through low-rank adapters (train.lora), against the main runs' full fine-tuning.
+LORA_STUDY = ["train.lora={rank: 16, alpha: 32}"]
 
 
 @dataclass
@@ -85,6 +87,8 @@ def plan(
         for label, keep in SOURCE_STUDY.items():
             overrides = [*base, f"seed={s}", *single]
             p.runs.append((f"sources:{label}", out / f"sources-{label}-seed-{s}", overrides, keep))
+        overrides = [*base, f"seed={s}", *LORA_STUDY, *single]
+        p.runs.append(("train:lora", out / f"lora-seed-{s}", overrides, None))
     return p
 
 
@@ -294,6 +298,15 @@ def summary_markdown(summary: dict, quick: bool) -> str:
         ]
         lines.append(f"- all sources (ProFuser): {_cell(_avg(main, 'profuser'), False)}")
         lines += [f"- CSFT (no fusion): {_cell(_avg(main, 'csft'), False)}", ""]
+    lora = summary.get("train:lora")
+    if lora:
+        lines += ["## LoRA fusion (average)", ""]
+        lines += [
+            f"- ProFuser through LoRA adapters ({', '.join(LORA_STUDY)}){_study_cell(lora, main)}; "
+            f"− full fine-tuning, paired over items and seeds: {interval_text(lora.get('vs_main'))}",
+            f"- ProFuser, full fine-tuning: {_cell(_avg(main, 'profuser'), False)}",
+            "",
+        ]
     lines += transfer_summary_markdown(main.get("transfer"), main.get("pooled_intervals"))
     return "\n".join(lines)
 

@@ -31,6 +31,7 @@ from profuser.config import TrainConfig
 from profuser.io import atomic_write_bytes, atomic_write_json, read_json
 from profuser.train.determinism import reproducible_attention
 from profuser.train.examples import FusionExample, collate
+from profuser.train.lora import base_model, save_final, wrap_lora
 from profuser.train.losses import (
     COMPONENTS,
     IGNORE_INDEX,
@@ -117,6 +118,12 @@ def train_fusion(
     pools = [phase_pool(examples, ph) for ph in phases]
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if cfg.lora is not None:
+        if (
+            cfg.gradient_checkpointing
+        ):  # frozen embeddings: the checkpointed blocks need a grad input
+            model.enable_input_require_grads()
+        model = wrap_lora(model, cfg.lora, seed)
     model.train()
     opt = _optimizer(model, cfg)
     sched = get_scheduler(
@@ -219,7 +226,7 @@ def train_fusion(
         if done:
             tmp = out_dir / "final.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
-            accelerator.unwrap_model(model).save_pretrained(tmp)
+            save_final(accelerator.unwrap_model(model), tmp)
             tok.save_pretrained(tmp)
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
@@ -277,9 +284,9 @@ def _first_counted(t: ModeTargets) -> int:
 
 
 def _keeps_logits(model) -> bool:
-    """Whether ``model.forward`` takes ``logits_to_keep`` (unwrapping DDP/FSDP wrappers)."""
-    inner = getattr(model, "module", model)
-    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+    """Whether ``model.forward`` takes ``logits_to_keep`` (unwrapping DDP/FSDP and peft); peft
+    passes unknown keywords through to the model it wraps."""
+    return "logits_to_keep" in inspect.signature(base_model(model).forward).parameters
 
 
 FIELDS = ["step", "phase", "lr", "seconds", *COMPONENTS]

@@ -44,7 +44,10 @@ def test_plan_quick_and_full() -> None:
         "rule-reference-seed-0",
         "sources-FuseMPT-seed-0",
         "sources-FuseLlama-seed-0",
+        "lora-seed-0",
     }
+    lora = [r[2] for r in f.runs if r[0] == "train:lora"][0]
+    assert any(o.startswith("train.lora=") for o in lora) and "variants=[]" in lora
     every = plan(Path("o"), False, [0, 1, 2], [], study_seeds=[0, 2])
     assert sorted(
         o for r in every.runs if r[0] == "rule:single_rm" for o in r[2] if o.startswith("seed=")
@@ -52,7 +55,7 @@ def test_plan_quick_and_full() -> None:
         "seed=0",
         "seed=2",
     ]
-    assert len([r for r in every.runs if r[0] != "main"]) == 8
+    assert len([r for r in every.runs if r[0] != "main"]) == 10
 
 
 def test_study_seeds_must_be_run_seeds() -> None:

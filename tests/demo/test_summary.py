@@ -175,3 +175,12 @@ def test_a_study_on_fewer_seeds_is_shown_beside_the_main_run_of_those_seeds() ->
     md = summary_markdown(summary, quick=False)
     assert "- rm_vote (the main runs): 75.0 ± 7.1" in md
     assert "- single_rm: 75.0 (seed 0; the main run's ProFuser there 70.0); − rm_vote" in md
+
+
+def test_demo_summary_shows_the_lora_study_against_full_fine_tuning() -> None:
+    summary = aggregate({"main": [_profuser_run(0.7)], "train:lora": [_profuser_run(0.65)]})
+    summary["train:lora"]["vs_main"] = {**HELD, "estimate": -0.05, "low": -0.09, "high": -0.01}
+    md = summary_markdown(summary, quick=False)
+    assert "## LoRA fusion" in md
+    assert "train.lora={rank: 16, alpha: 32}): 65.0 ± 0.0; − full fine-tuning, paired" in md
+    assert "- ProFuser, full fine-tuning: 70.0 ± 0.0" in md
