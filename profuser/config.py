@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from profuser.configs import config_path
+from profuser.curate.options import SelectOptions
 from profuser.errors import ConfigError
 from profuser.paths import PATH_SCHEMES
 from profuser.train.schedules import SCHEDULES, Phase
@@ -200,6 +201,7 @@ class RunConfig(_Strict):
     target_path: str | None = None  # a separate target model (then `target` names it)
     reward_models: list[RewardModelConfig] = Field(default_factory=list)
     dataset: DatasetConfig
+    select: SelectOptions = SelectOptions()  # the fusion set from the pool (curate.options)
     advantage: AdvantageConfig = AdvantageConfig()
     schedule: str | list[Phase] = "profuser"
     variants: list[str] = Field(default_factory=list)  # extra schedule presets to train (baselines)

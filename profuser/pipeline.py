@@ -28,7 +28,17 @@ from profuser.stages.contracts import Artifact, ConfigView, ContractError
 
 log = logging.getLogger("profuser")
 
-STAGE_ORDER = ("data", "generate", "score", "teacher", "align", "train", "eval", "report")
+STAGE_ORDER = (
+    "data",
+    "select",
+    "generate",
+    "score",
+    "teacher",
+    "align",
+    "train",
+    "eval",
+    "report",
+)
 # Changing these makes it another run: refused unless forced.
 IDENTITY_FIELDS = ("sources", "target", "target_path", "dataset")
 

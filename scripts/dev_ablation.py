@@ -33,7 +33,7 @@ from profuser.stages.eval import ModelEntry, evaluate_entry, expected_variants
 from profuser.world.resolve import materialize_world
 
 DEV = ["eval.tasks=[worlddev_mc, worlddev_gen]", "variants=[]", "merges=[]"]
-UPSTREAM = ("data", "generate", "score", "teacher", "align")
+UPSTREAM = ("data", "select", "generate", "score", "teacher", "align")
 log = logging.getLogger("profuser")
 
 

@@ -47,7 +47,7 @@ RULE_STUDY = ("single_rm", "reference")  # compared with the main runs' rm_vote
 # Stages a study run may take from its seed's main run, where the study's config gives them
 # the same fingerprint: the selection-rule study reuses the main run's answers and teacher
 # outputs instead of computing them again.
-SHARED_STAGES = ("data", "generate", "score", "teacher", "align")
+SHARED_STAGES = ("data", "select", "generate", "score", "teacher", "align")
 SOURCE_STUDY = {
     "FuseMPT": ["vicuna-like", "mpt-like"],
     "FuseLlama": ["vicuna-like", "llama-chat-like"],

@@ -35,7 +35,7 @@ from profuser.models.chat import end_of_turn_ids
 from profuser.models.loading import load_tokenizer
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import StoreView, read_data, target_source
-from profuser.stages.contracts import ALIGNED, CHOSEN, DATA_ROWS, SELECTION, TEACHER_STORE
+from profuser.stages.contracts import ALIGNED, CHOSEN, FUSION_ROWS, SELECTION, TEACHER_STORE
 from profuser.teacher.storage import DistributionReader, DistributionWriter
 
 log = logging.getLogger("profuser")
@@ -187,8 +187,8 @@ def _add(writer, example_id: str, src: str, rec, alignment, al: TokenAligner, po
         "target_path",
         "sources",
     ),
-    upstream=("data", "teacher", "score"),
-    inputs=(DATA_ROWS, TEACHER_STORE, SELECTION, CHOSEN),
+    upstream=("select", "teacher", "score"),
+    inputs=(FUSION_ROWS, TEACHER_STORE, SELECTION, CHOSEN),
     outputs=(ALIGNED,),
 )
 def run(ctx: StageContext) -> dict:

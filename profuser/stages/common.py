@@ -8,12 +8,13 @@ from profuser.config import RunConfig, SourceConfig
 from profuser.io.shards import read_rows_file
 from profuser.models.loading import load_causal_lm, load_tokenizer
 from profuser.pipeline import StageContext
-from profuser.stages.contracts import DATA_ROWS
+from profuser.stages.contracts import FUSION_ROWS
 
 
 def read_data(ctx: StageContext) -> list[dict]:
-    """The data stage's rows (id, system, instruction, response, extras)."""
-    return read_rows_file(ctx.path(DATA_ROWS))
+    """The fusion set: the rows the select stage kept (id, system, instruction, response,
+    extras), the data stage's whole pool unless ``select.rows`` is set."""
+    return read_rows_file(ctx.path(FUSION_ROWS))
 
 
 def open_source(src: SourceConfig):

@@ -41,6 +41,11 @@ class Artifact:
 
 # The run directory, stage by stage.
 DATA_ROWS = Artifact("data", "train.parquet", "id, system, instruction, response, extras")
+FUSION_ROWS = Artifact("select", "rows.parquet", "the pool rows the fusion uses (DATA_ROWS' form)")
+PROBE_CE = Artifact(
+    "select", "probe/{model}.parquet", "one model's CE per byte on the pool (+ .json key)"
+)
+POOL_GAPS = Artifact("select", "gaps.parquet", "every pool row's gap, leader and whether kept")
 ANSWERS = Artifact("generate", "{source}", "one sampled answer per row (sharded rows)")
 RM_SCORES = Artifact("score", "{reward_model}", "one reward model's scores (sharded rows)")
 SCORES = Artifact("score", "scores.parquet", "every answer's every score")

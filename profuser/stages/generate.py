@@ -16,7 +16,7 @@ from profuser.models.chat import end_of_turn_ids, render_prompt
 from profuser.models.loading import load_tokenizer, usable_vocab
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import open_source, read_data
-from profuser.stages.contracts import ANSWERS, DATA_ROWS
+from profuser.stages.contracts import ANSWERS, FUSION_ROWS
 
 log = logging.getLogger("profuser")
 
@@ -84,13 +84,13 @@ def _answer_fn(cfg, src):
 @stage(
     "generate",
     reads=("sources", "seed", "advantage.sampling", "advantage.shard_size"),
-    upstream=("data",),
-    inputs=(DATA_ROWS,),
+    upstream=("select",),
+    inputs=(FUSION_ROWS,),
     outputs=(ANSWERS,),
 )
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg
-    ctx.upstream("data")
+    ctx.upstream("select")
     rows = read_data(ctx)
     done = True
     summary: dict = {}

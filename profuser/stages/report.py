@@ -33,9 +33,9 @@ from profuser.stages.common import read_data
 from profuser.stages.contracts import (
     ANSWERS,
     CHOSEN,
-    DATA_ROWS,
     EVAL_RECORDS,
     EVAL_SCORES,
+    FUSION_ROWS,
     REPORT_FILES,
     SCORES,
     SELECTION,
@@ -77,7 +77,7 @@ def load_selection_accuracy(ctx: StageContext) -> dict[str, Any] | None:
     """Selection accuracy of the run; None where the score stage's files are missing."""
     judge = judge_of(ctx.cfg)
     scores_path = ctx.path(SCORES)
-    if judge is None or not scores_path.is_file() or not ctx.path(DATA_ROWS).is_file():
+    if judge is None or not scores_path.is_file() or not ctx.path(FUSION_ROWS).is_file():
         return None
     name, verifier = judge
     right = right_answers(read_rows_file(scores_path), name, verifier)
@@ -96,8 +96,8 @@ def load_selection_accuracy(ctx: StageContext) -> dict[str, Any] | None:
 @stage(
     "report",
     reads=("target", "seed", "reward_models", "sources", "name"),
-    upstream=("data", "teacher", "score", "align", "train", "eval"),
-    inputs=(DATA_ROWS, ANSWERS, SCORES, CHOSEN, SELECTION, TRAINED, EVAL_RECORDS, EVAL_SCORES),
+    upstream=("select", "teacher", "score", "align", "train", "eval"),
+    inputs=(FUSION_ROWS, ANSWERS, SCORES, CHOSEN, SELECTION, TRAINED, EVAL_RECORDS, EVAL_SCORES),
     outputs=(REPORT_FILES,),
 )
 def run(ctx: StageContext) -> dict:

@@ -20,7 +20,7 @@ from profuser.io.shards import read_rows, run_shards, write_rows
 from profuser.pipeline import StageContext, stage
 from profuser.reward import load_reward_model
 from profuser.stages.common import read_data
-from profuser.stages.contracts import ANSWERS, CHOSEN, DATA_ROWS, RM_SCORES, SCORES
+from profuser.stages.contracts import ANSWERS, CHOSEN, FUSION_ROWS, RM_SCORES, SCORES
 
 log = logging.getLogger("profuser")
 
@@ -46,8 +46,8 @@ def rule_column(cfg) -> int:
         "sources",
         "target",
     ),
-    upstream=("data", "generate"),
-    inputs=(DATA_ROWS, ANSWERS),
+    upstream=("select", "generate"),
+    inputs=(FUSION_ROWS, ANSWERS),
     outputs=(RM_SCORES, SCORES, CHOSEN),
 )
 def run(ctx: StageContext) -> dict:

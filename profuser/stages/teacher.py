@@ -25,7 +25,7 @@ from profuser.models.chat import encode_turn
 from profuser.models.loading import usable_vocab
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import StoreView, open_source, part_dir, parts_complete, read_data
-from profuser.stages.contracts import CHOSEN, DATA_ROWS, SELECTION, TEACHER_STORE
+from profuser.stages.contracts import CHOSEN, FUSION_ROWS, SELECTION, TEACHER_STORE
 from profuser.teacher.forcing import ForcedItem, teacher_force
 from profuser.teacher.storage import DistributionWriter
 
@@ -152,13 +152,13 @@ def ce_table(stores: dict[str, Path], ids: list[str]) -> dict[str, np.ndarray]:
         "advantage.batch_tokens",
         "train.max_length",
     ),
-    upstream=("data", "score"),
-    inputs=(DATA_ROWS, CHOSEN),
+    upstream=("select", "score"),
+    inputs=(FUSION_ROWS, CHOSEN),
     outputs=(TEACHER_STORE, SELECTION),
 )
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg
-    ctx.upstream("data")
+    ctx.upstream("select")
     rows = read_data(ctx)
     own = _inference_answers(ctx)
     counts: dict[str, dict] = {}

@@ -23,7 +23,7 @@ from profuser.io.shards import read_rows_file
 from profuser.models.loading import load_causal_lm, load_tokenizer
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import read_data, target_source
-from profuser.stages.contracts import ALIGNED, CHOSEN, DATA_ROWS, MERGED, STALE, TRAINED
+from profuser.stages.contracts import ALIGNED, CHOSEN, FUSION_ROWS, MERGED, STALE, TRAINED
 from profuser.teacher.storage import DistributionReader
 from profuser.train.examples import FusionExample, make_sequence
 from profuser.train.loop import train_fusion
@@ -93,7 +93,7 @@ VARIANT_READS = ("train", "seed", "target", "target_path", "advantage.top_k")
 def variant_key(ctx: StageContext, phases: list[Phase]) -> str:
     """What one trained variant depends on: its phases, `VARIANT_READS`, and the data and
     align stages' fingerprints (which chain everything upstream)."""
-    upstream = [ctx.manifest_of(n).get("fingerprint") for n in ("data", "align")]
+    upstream = [ctx.manifest_of(n).get("fingerprint") for n in ("select", "align")]
     blob = json.dumps(
         [
             ctx.cfg.fingerprint(*VARIANT_READS),
@@ -132,8 +132,8 @@ def reuse_trained(ctx: StageContext, name: str, key: str) -> bool:
         "advantage.top_k",
         "sources",
     ),
-    upstream=("data", "align"),
-    inputs=(DATA_ROWS, ALIGNED, CHOSEN, STALE),
+    upstream=("select", "align"),
+    inputs=(FUSION_ROWS, ALIGNED, CHOSEN, STALE),
     outputs=(TRAINED, MERGED),
 )
 def run(ctx: StageContext) -> dict:

@@ -102,13 +102,20 @@ def test_studies_reuse_only_the_main_runs_stages_with_their_own_fingerprint(
         )
     rule = _config(cfg_path, ["seed=0", "advantage.inference_rule=reference"], None)
     copied = share_upstream(main, tmp_path / "rule", rule)
-    assert copied == ["data", "generate"]  # the rule picks the answers: scoring on differs
+    assert copied == [
+        "data",
+        "select",
+        "generate",
+    ]  # the rule picks the answers: scoring on differs
     assert copied == [n for n in SHARED_STAGES if fingerprints(rule)[n] == main_fps[n]]
     assert read_json(tmp_path / "rule" / "generate" / "manifest.json")["complete"]
     # Fewer sources: only the data stage is the same.
     fewer = _config(cfg_path, ["seed=0", "merges=[]"], ["vicuna-like", "mpt-like"])
-    assert share_upstream(main, tmp_path / "fewer", fewer) == ["data"]
+    assert share_upstream(main, tmp_path / "fewer", fewer) == ["data"]  # select probes the sources
     # Another seed, or an incomplete main stage: nothing to share.
-    assert share_upstream(main, tmp_path / "other", _config(cfg_path, ["seed=1"], None)) == ["data"]
+    assert share_upstream(main, tmp_path / "other", _config(cfg_path, ["seed=1"], None)) == [
+        "data",
+        "select",
+    ]
     atomic_write_json(main / "data" / "manifest.json", {"fingerprint": main_fps["data"]})
     assert share_upstream(main, tmp_path / "partial", fewer) == []

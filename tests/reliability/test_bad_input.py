@@ -83,6 +83,7 @@ def test_tokenizer_without_chat_template(tmp_path: Path, mini_world: Path, capsy
     from profuser.pipeline import run_pipeline
 
     run_pipeline(load_config(cfg), tmp_path / "r2", only="data")
+    run_pipeline(load_config(cfg), tmp_path / "r2", only="select")
     with pytest.raises(UserError, match="chat template"):
         run_pipeline(load_config(cfg), tmp_path / "r2", only="generate")
 
@@ -90,7 +91,7 @@ def test_tokenizer_without_chat_template(tmp_path: Path, mini_world: Path, capsy
 def test_stage_out_of_order(tmp_path: Path, mini_world: Path, capsys) -> None:
     cfg = _config(mini_world, tmp_path)
     assert main(["run", str(cfg), "--out", str(tmp_path / "r"), "--stage", "teacher"]) == 2
-    assert "needs stage 'data'" in _err(capsys)
+    assert "needs stage 'select'" in _err(capsys)
 
 
 def test_disk_full_mid_stage_keeps_what_was_done(
@@ -102,6 +103,7 @@ def test_disk_full_mid_stage_keeps_what_was_done(
     _edit(cfg, lambda t: t["advantage"].update(shard_size=10))
     out = tmp_path / "r"
     assert main(["run", str(cfg), "--out", str(out), "--stage", "data"]) == 0
+    assert main(["run", str(cfg), "--out", str(out), "--stage", "select"]) == 0
     real = shards.write_rows
     calls = {"n": 0}
 
@@ -129,6 +131,7 @@ def test_row_with_every_answer_empty_falls_back_to_training_mode(
     cfg = _config(mini_world, tmp_path)
     out = tmp_path / "r"
     assert main(["run", str(cfg), "--out", str(out), "--stage", "data"]) == 0
+    assert main(["run", str(cfg), "--out", str(out), "--stage", "select"]) == 0
     assert main(["run", str(cfg), "--out", str(out), "--stage", "generate"]) == 0
     victim = None
     for shard in sorted((out / "generate").glob("*/shard-*.parquet")):

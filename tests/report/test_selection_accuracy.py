@@ -74,12 +74,12 @@ def test_without_a_skill_column_one_bucket() -> None:
 
 def test_from_run_files(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    (run / "data").mkdir(parents=True)
+    (run / "select").mkdir(parents=True)
     rows = [
         {"id": eid, "system": "", "instruction": "q", "response": "r", "skill": r[0]}
         for eid, r in ROWS.items()
     ]
-    datasets.Dataset.from_list(rows).to_parquet(str(run / "data" / "train.parquet"))
+    datasets.Dataset.from_list(rows).to_parquet(str(run / "select" / "rows.parquet"))
     write_rows(run / "score" / "scores.parquet", _score_rows())
     write_rows(
         run / "score" / "chosen.parquet",

@@ -20,6 +20,7 @@ from profuser.stages.contracts import (
     ANSWERS,
     CHOSEN,
     DATA_ROWS,
+    FUSION_ROWS,
     Artifact,
     ConfigView,
     ContractError,
@@ -66,7 +67,8 @@ def test_declarations_are_consistent() -> None:
         assert st.outputs, f"stage {name} declares no outputs"
         assert all(a.stage == name for a in st.outputs)
         for a in st.inputs:
-            assert a.stage in _ancestors(name) or (name, a.stage) == ("train", ".stale"), (
+            # a stage may take back its own earlier outputs (train's variants, select's probes)
+            assert a.stage in _ancestors(name) or a.stage == ".stale", (
                 f"stage {name} reads {a.pattern} from a stage that is not upstream of it"
             )
 
@@ -127,10 +129,12 @@ def test_a_stage_may_not_use_an_undeclared_artifact(tmp_path: Path) -> None:
     ctx = StageContext(None, tmp_path, "score", "fp", stage=STAGES["score"])
     assert ctx.path(CHOSEN) == tmp_path / "score" / "chosen.parquet"
     assert ctx.path(ANSWERS, source="a") == tmp_path / "generate" / "a"
-    assert ctx.path(DATA_ROWS) == tmp_path / "data" / "train.parquet"
+    assert ctx.path(FUSION_ROWS) == tmp_path / "select" / "rows.parquet"
     from profuser.stages.contracts import SELECTION
 
     with pytest.raises(ContractError, match="teacher/selection.parquet"):
         ctx.path(SELECTION)
+    with pytest.raises(ContractError, match="data/train.parquet"):  # the pool: select's alone
+        ctx.path(DATA_ROWS)
     with pytest.raises(ContractError, match="not one of its upstream"):
         ctx.summary_of("train")

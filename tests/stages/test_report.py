@@ -25,8 +25,8 @@ def _fixture(run: Path) -> None:
         }
         for i in range(12)
     ]
-    (run / "data").mkdir(parents=True)
-    datasets.Dataset.from_list(rows).to_parquet(str(run / "data" / "train.parquet"))
+    (run / "select").mkdir(parents=True)
+    datasets.Dataset.from_list(rows).to_parquet(str(run / "select" / "rows.parquet"))
     for s in SOURCES:
         write_rows(
             run / "generate" / s / "shard-00000.parquet",

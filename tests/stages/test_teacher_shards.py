@@ -14,6 +14,7 @@ def test_teacher_sharded_matches_single(mini_world: Path, tmp_path: Path) -> Non
     one, two = tmp_path / "one", tmp_path / "two"
     for out in (one, two):
         assert main(["run", str(cfg), "--out", str(out), "--stage", "data"]) == 0
+        assert main(["run", str(cfg), "--out", str(out), "--stage", "select"]) == 0
     assert main(["run", str(cfg), "--out", str(one), "--stage", "teacher"]) == 0
     assert main(["run", str(cfg), "--out", str(two), "--stage", "teacher", "--shard", "0/2"]) == 0
     assert not read_json(two / "teacher" / "manifest.json")["complete"], "half done is not done"

@@ -7,7 +7,7 @@ from profuser.io import read_json
 from profuser.pipeline import run_pipeline
 from tests.stages.test_end_to_end import _config
 
-UPSTREAM = ("data", "generate", "score", "teacher", "align", "train")
+UPSTREAM = ("data", "select", "generate", "score", "teacher", "align", "train")
 
 
 def _run(cfg_path: Path, out: Path, *overrides: str) -> dict:
