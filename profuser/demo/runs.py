@@ -52,8 +52,9 @@ SOURCE_STUDY = {
     "FuseMPT": ["vicuna-like", "mpt-like"],
     "FuseLlama": ["vicuna-like", "llama-chat-like"],
 }
-# ProFuser through low-rank adapters (train.lora), against the main runs' full fine-tuning.
-LORA_STUDY = ["train.lora={rank: 16, alpha: 32}"]
+# ProFuser through low-rank adapters (train.lora), against the main runs' full fine-tuning;
+# adapters learn at three times the full model's lr here (chosen on the dev split, README).
+LORA_STUDY = ["train.lora={rank: 16, alpha: 32}", "train.lr=3e-3"]
 
 
 @dataclass

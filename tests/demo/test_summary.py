@@ -182,5 +182,5 @@ def test_demo_summary_shows_the_lora_study_against_full_fine_tuning() -> None:
     summary["train:lora"]["vs_main"] = {**HELD, "estimate": -0.05, "low": -0.09, "high": -0.01}
     md = summary_markdown(summary, quick=False)
     assert "## LoRA fusion" in md
-    assert "train.lora={rank: 16, alpha: 32}): 65.0 ± 0.0; − full fine-tuning, paired" in md
+    assert "train.lr=3e-3): 65.0 ± 0.0; − full fine-tuning, paired" in md
     assert "- ProFuser, full fine-tuning: 70.0 ± 0.0" in md
