@@ -16,13 +16,19 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import asdict
 
 import torch
 
 from profuser.bench.memory import child_env, peak_kb, reset_peak, rss_kb
-from profuser.bench.step import BenchSize, bench_batch, bench_model, fusion_step
+from profuser.bench.step import (
+    BenchSize,
+    bench_batch,
+    bench_model,
+    fusion_step,
+    interleaved_times,
+    median_ratio,
+)
 from profuser.config import LoraOptions
 from profuser.train.lora import wrap_lora
 
@@ -45,34 +51,15 @@ def _train_step(model, opt, batch) -> None:
     opt.zero_grad(set_to_none=True)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_lora(size: BenchSize, device: torch.device, repeats: int, rank: int) -> tuple[dict, float]:
     """Median seconds per step of each mode, and the median within-round ratio lora / full."""
     batch = bench_batch(size, device)
     trainees = {m: _trainee(size, device, m, rank) for m in MODES}
-    cpu = device.type == "cpu"
-    clock = time.process_time if cpu else time.perf_counter
-    threads = torch.get_num_threads()
-    if cpu:
-        torch.set_num_threads(1)
-    times: dict[str, list[float]] = {m: [] for m in MODES}
-    try:
-        for r in range(repeats + 1):  # round 0 warms up and allocates Adam's state
-            for mode in MODES if r % 2 else MODES[::-1]:
-                _sync(device)
-                t0 = clock()
-                _train_step(*trainees[mode], batch)
-                _sync(device)
-                if r:
-                    times[mode].append(clock() - t0)
-    finally:
-        torch.set_num_threads(threads)
-    ratio = statistics.median(a / b for a, b in zip(times["lora"], times["full"], strict=True))
-    return {m: statistics.median(ts) for m, ts in times.items()}, ratio
+    times = interleaved_times(
+        {m: (lambda m=m: _train_step(*trainees[m], batch)) for m in MODES}, device, repeats
+    )
+    medians = {m: statistics.median(ts) for m, ts in times.items()}
+    return medians, median_ratio(times, "lora", "full")
 
 
 def _cpu_child(mode: str, size_json: str, rank: str) -> None:

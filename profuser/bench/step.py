@@ -4,6 +4,9 @@ named variant (``sft``, ``sparse``: profuser's fusion loss, ``dense``: a dense t
 
 from __future__ import annotations
 
+import statistics
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -153,3 +156,45 @@ def fusion_step(variant: str, model: torch.nn.Module, batch: dict[str, torch.Ten
         raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
     del logits  # only the autograd graph holds the logits from here on
     loss.backward()
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued CUDA work, so a timer reads the step's end (nothing to wait for on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved_times(
+    steps: dict[str, Callable[[], None]], device: torch.device, repeats: int
+) -> dict[str, list[float]]:
+    """Seconds of each named step over ``repeats`` rounds, after one warm-up round.
+
+    The steps run interleaved, alternating their order each round, so that a ratio taken
+    within a round sees the same load on both sides. On CPU the steps run on one thread and are
+    timed in process CPU time: on cores shared with other work, OpenMP threads wait on
+    descheduled siblings and wall time measured that, not our code.
+    """
+    names = list(steps)
+    cpu = device.type == "cpu"
+    clock = time.process_time if cpu else time.perf_counter
+    threads = torch.get_num_threads()
+    if cpu:
+        torch.set_num_threads(1)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    try:
+        for r in range(repeats + 1):  # round 0 warms up (allocations, kernels, Adam's state)
+            for name in names if r % 2 else names[::-1]:
+                sync(device)
+                t0 = clock()
+                steps[name]()
+                sync(device)
+                if r:
+                    times[name].append(clock() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    return times
+
+
+def median_ratio(times: dict[str, list[float]], num: str, den: str) -> float:
+    """The median over rounds of ``num``'s time over ``den``'s within the same round."""
+    return statistics.median(a / b for a, b in zip(times[num], times[den], strict=True))

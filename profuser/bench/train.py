@@ -25,7 +25,7 @@ import json
 import statistics
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from dataclasses import asdict
 
 import torch
@@ -33,50 +33,35 @@ import torch
 from profuser.bench.lora import bench_lora
 from profuser.bench.memory import child_env, peak_kb, reset_peak, rss_kb
 from profuser.bench.registry import register
-from profuser.bench.step import VARIANTS, BenchSize, bench_batch, bench_model, fusion_step
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from profuser.bench.step import (
+    VARIANTS,
+    BenchSize,
+    bench_batch,
+    bench_model,
+    fusion_step,
+    interleaved_times,
+    median_ratio,
+)
 
 
 def _time_steps(
     size: BenchSize, device: torch.device, repeats: int, variants: tuple[str, ...]
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Median seconds per step, and median ratio to ``sft`` over adjacent pairs.
-
-    Variants run interleaved, alternating their order each round, and each ratio is taken
-    within a round: load drifts between rounds but hardly within one. On CPU the steps run on
-    one thread and are timed in process CPU time: on cores shared with other work, OpenMP
-    threads wait on descheduled siblings and wall time measured that, not our code.
-    """
+    """Median seconds per step, and median ratio to ``sft`` within a round
+    (:func:`profuser.bench.step.interleaved_times`)."""
     model = bench_model(size, device)
     batch = bench_batch(size, device)
-    cpu = device.type == "cpu"
-    clock = time.process_time if cpu else time.perf_counter
-    threads = torch.get_num_threads()
-    if cpu:
-        torch.set_num_threads(1)
-    times: dict[str, list[float]] = {v: [] for v in variants}
-    try:
-        for r in range(repeats + 1):  # round 0 warms up (allocations, kernels)
-            for variant in variants if r % 2 else variants[::-1]:
-                model.zero_grad(set_to_none=False)
-                _sync(device)
-                t0 = clock()
-                fusion_step(variant, model, batch)
-                _sync(device)
-                if r:
-                    times[variant].append(clock() - t0)
-    finally:
-        torch.set_num_threads(threads)
+
+    def step(variant: str) -> Callable[[], None]:
+        def run() -> None:
+            model.zero_grad(set_to_none=False)
+            fusion_step(variant, model, batch)
+
+        return run
+
+    times = interleaved_times({v: step(v) for v in variants}, device, repeats)
     medians = {v: statistics.median(ts) for v, ts in times.items()}
-    ratios = {
-        v: statistics.median(t / s for t, s in zip(times[v], times["sft"], strict=True))
-        for v in variants
-    }
-    return medians, ratios
+    return medians, {v: median_ratio(times, v, "sft") for v in variants}
 
 
 # ---------------------------------------------------------------------------------------------
