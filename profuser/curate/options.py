@@ -22,10 +22,7 @@ class SelectOptions(BaseModel):
     @field_validator("rule")
     @classmethod
     def _known_rule(cls, v: str) -> str:
-        from profuser.curate.rules import SELECT_RULES
+        from profuser.curate.rules import get_select_rule
 
-        if v not in SELECT_RULES:
-            raise ValueError(
-                f"unknown selection rule {v!r}; choose one of {', '.join(sorted(SELECT_RULES))}"
-            )
+        get_select_rule(v)  # a ValueError naming the registered rules
         return v

@@ -23,12 +23,11 @@ from profuser.curate.rules import PoolGaps, get_select_rule
 from profuser.errors import UserError
 from profuser.io import atomic_write_json, read_json
 from profuser.io.shards import read_rows_file, write_rows
-from profuser.models.chat import encode_turn
 from profuser.models.loading import usable_vocab
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import open_source, target_source
 from profuser.stages.contracts import DATA_ROWS, FUSION_ROWS, POOL_GAPS, PROBE_CE, STALE
-from profuser.teacher.forcing import ForcedItem, teacher_force
+from profuser.teacher.forcing import teacher_force, turn_items
 
 log = logging.getLogger("profuser")
 
@@ -36,18 +35,12 @@ log = logging.getLogger("profuser")
 def _probe(ctx: StageContext, src, rows: list[dict]) -> list[dict]:
     """One model's CE per byte on every pool row's GT answer (NaN where it cannot score it)."""
     tok, model = open_source(src)
-    max_len = ctx.cfg.train.max_length
-    items, n_bytes = [], {}
-    for r in rows:
-        turn = encode_turn(tok, r["system"], r["instruction"], r["response"])
-        room = max_len - len(turn.prompt_ids)
-        if room <= 0 or not turn.answer_ids:
-            continue
-        items.append(ForcedItem(r["id"], turn.prompt_ids, turn.answer_ids[:room]))
-        n_bytes[r["id"]] = max(len(r["response"].encode("utf-8")), 1)
+    gt = {r["id"]: r["response"] for r in rows}
+    counts = {"truncated": 0, "too_long": 0}
+    items, n_bytes = turn_items(tok, rows, gt, ctx.cfg.train.max_length, counts)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     got = {
-        res.key: res.ce * res.n_tokens / n_bytes[res.key]
+        res.key: res.ce * res.n_tokens / max(n_bytes[res.key], 1)
         for res in teacher_force(
             model,
             items,

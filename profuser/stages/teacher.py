@@ -21,12 +21,11 @@ import numpy as np
 
 from profuser.advantage.selection import get_training_rule, win_share
 from profuser.io.shards import read_rows_file, write_rows
-from profuser.models.chat import encode_turn
 from profuser.models.loading import usable_vocab
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import StoreView, open_source, part_dir, parts_complete, read_data
 from profuser.stages.contracts import CHOSEN, FUSION_ROWS, SELECTION, TEACHER_STORE
-from profuser.teacher.forcing import ForcedItem, teacher_force
+from profuser.teacher.forcing import teacher_force, turn_items
 from profuser.teacher.storage import DistributionWriter
 
 log = logging.getLogger("profuser")
@@ -58,18 +57,7 @@ def _store(
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     for start in range(0, len(todo), adv.shard_size):
         chunk = todo[start : start + adv.shard_size]
-        items, n_bytes = [], {}
-        for r in chunk:
-            answer = answers[r["id"]]
-            turn = encode_turn(tok, r["system"], r["instruction"], answer)
-            room = max_len - len(turn.prompt_ids)
-            if room <= 0 or not turn.answer_ids:
-                counts["too_long"] += 1
-                continue
-            if len(turn.answer_ids) > room:
-                counts["truncated"] += 1
-            items.append(ForcedItem(r["id"], turn.prompt_ids, turn.answer_ids[:room]))
-            n_bytes[r["id"]] = len(answer.encode("utf-8"))
+        items, n_bytes = turn_items(tok, chunk, answers, max_len, counts)
         results = {
             res.key: res
             for res in teacher_force(

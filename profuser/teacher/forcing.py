@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from profuser.advantage.compress import compress_logits
+from profuser.models.chat import encode_turn
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,28 @@ class ForcedResult:
     ids: np.ndarray | None  # [n, k] int64, -1 empty
     logprobs: np.ndarray | None  # [n, k] float32, temperature-scaled, -inf empty
     finite: bool = True
+
+
+def turn_items(
+    tok, rows: Sequence[dict], answers: dict[str, str], max_len: int, counts: dict[str, int]
+) -> tuple[list[ForcedItem], dict[str, int]]:
+    """Each row's (prompt, answer) in ``tok``'s chat format, cut to ``max_len`` tokens, and each
+    answer's length in UTF-8 bytes. A row whose prompt leaves no room (or whose answer has no
+    token) is left out and counted in ``counts["too_long"]``; one cut short in
+    ``counts["truncated"]``."""
+    items, n_bytes = [], {}
+    for r in rows:
+        answer = answers[r["id"]]
+        turn = encode_turn(tok, r["system"], r["instruction"], answer)
+        room = max_len - len(turn.prompt_ids)
+        if room <= 0 or not turn.answer_ids:
+            counts["too_long"] += 1
+            continue
+        if len(turn.answer_ids) > room:
+            counts["truncated"] += 1
+        items.append(ForcedItem(r["id"], turn.prompt_ids, turn.answer_ids[:room]))
+        n_bytes[r["id"]] = len(answer.encode("utf-8"))
+    return items, n_bytes
 
 
 def length_batches(items: Sequence[ForcedItem], batch_tokens: int) -> list[list[int]]:
