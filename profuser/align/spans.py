@@ -26,7 +26,8 @@ text, by one rule that both sides of an alignment share:
    token whose span does not begin with the whitespace it stands for, as the
    tokenizer's normaliser writes it (NFKC writes U+3000 as a space): a marker
    the tokenizer inserted itself (SentencePiece's leading ``▁``, T5's ``▁``
-   before every word). Of a lone space and overlapping tokens that spell the
+   before every word), unless the text's whitespace follows the marker in the
+   same token (Llama-2 spells a leading newline ``▁\n``). Of a lone space and overlapping tokens that spell the
    text after it, the lone space is the marker (Llama-2's ``Prepend``
    normaliser writes " x" as "▁▁x");
 4. a token keeps its anchor only if it lies strictly past every earlier
@@ -142,6 +143,8 @@ def anchors(
         seen = table.ws_seen_lookup
         k = np.flatnonzero(marker & valid)
         marker[k] = seen[np.minimum(first_cp[k], len(seen) - 1)] != ws_first[k]
+    if table is not None and ids is not None and marker.any():
+        marker[_merged_markers(table, ids, first_cp, marker & valid)] = False
     valid &= ~marker
     boc = index.byte_of_char
     bs = boc[np.clip(s, 0, len(index))]
@@ -182,6 +185,27 @@ def anchors(
         valid[rows[ins & (piece >= be[rows])]] = False
         break
     return _byte_anchors(index, bs, be, inside, valid)
+
+
+def _merged_markers(
+    table: TokenTable, ids: np.ndarray, first_cp: np.ndarray, marker: np.ndarray
+) -> np.ndarray:
+    """Rows of ``marker`` whose token is a marker space merged with the text's own
+    whitespace after it (Llama-2's "▁\n" for a leading newline): they stand for that
+    whitespace, as `exact_anchors` finds from their bytes.  # [n] x3 -> [m]"""
+    k = np.flatnonzero(marker)
+    ok = (ids[k] >= 0) & (ids[k] < table.size)
+    k = k[ok]
+    k = k[table.surface_len[ids[k]] > 1]
+    seen = table.ws_seen
+    out = []
+    for row in k.tolist():
+        spelt = table.spelt[int(ids[row])]
+        cp = int(first_cp[row])
+        own = chr(seen.get(cp, cp)).encode()
+        if spelt[:1] == b" " and spelt[1:].startswith(own):
+            out.append(row)
+    return np.asarray(out, dtype=np.int64)
 
 
 def _spelt(

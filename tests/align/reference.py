@@ -145,8 +145,8 @@ def char_reference(tok: Any, style: str, text: str) -> tuple[list[int], list[int
     """(ids, start character, byte of a byte piece) per token, -1 where none.
 
     Tokens with an empty offset span, and whitespace tokens whose span does not begin
-    with whitespace the normaliser writes as theirs (a marker the tokenizer added),
-    are left out. Tokens whose spans overlap the earlier ones' join
+    with whitespace the normaliser writes as theirs (a marker the tokenizer added,
+    unless the whitespace follows that marker in the same token), are left out. Tokens whose spans overlap the earlier ones' join
     their group. When a group's tokens spell the text's bytes under it exactly, its
     later members are byte pieces starting at their byte (a start character only when
     that byte begins one); otherwise every token starts at the first non-whitespace
@@ -167,8 +167,12 @@ def char_reference(tok: Any, style: str, text: str) -> tuple[list[int], list[int
         surf = spelt[k].decode("utf-8", "replace")
         if e <= s:
             continue
+        own = _seen_mid_text(tok, style, text[s]) if text[s].isspace() else ""
+        # A prepended marker may be merged with the text's own whitespace ("▁\n" for a
+        # leading newline): that token stands for the whitespace after its marker.
+        after_marker = surf[1:2] if surf[0] == " " else ""
         if surf.isspace() and not (
-            text[s].isspace() and _seen_mid_text(tok, style, text[s]).startswith(surf[0])
+            own.startswith(surf[0]) or (after_marker and own.startswith(after_marker))
         ):
             continue
         if s < end:

@@ -12,7 +12,7 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from profuser.align import TokenAligner
 from profuser.align.spans import offset_backend
@@ -52,6 +52,7 @@ def check_pairs(families, aligners, pairs, text):
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(text=family_texts)
+@example(text="\n")  # Llama-2 spells a leading newline as one token, marker and all
 def test_every_ordered_pair_of_families(families, family_aligners, text):
     check_pairs(families, family_aligners, PAIRS, text)
 
@@ -67,6 +68,7 @@ def test_a_lone_t5_word_marker_is_not_the_space_before_the_word(families, family
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(text=family_texts)
+@example(text="\na")  # the same through offsets, where a normaliser rules out the byte walk
 def test_normaliser_variants_against_every_family(families, family_aligners, text):
     check_pairs(families, family_aligners, VARIANT_PAIRS, text)
 
