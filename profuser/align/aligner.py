@@ -20,11 +20,11 @@ from profuser.align.spans import (
     offset_backend,
     offset_spans,
     spells_text,
-    walk_spans,
 )
 from profuser.align.surface import TokenTable, build_token_table
 from profuser.align.topk import merge_topk
 from profuser.align.vocab_map import VocabMap, build_vocab_map
+from profuser.align.walk import walk_spans
 
 
 @dataclass
@@ -86,7 +86,7 @@ class TokenAligner:
     Any two Hugging Face tokenizers. Tokens are placed in the text from their own
     bytes where those spell it exactly, else from fast tokenizers' offset
     mappings, else (slow tokenizers, or ``use_offsets=False``) from token strings
-    alone (`profuser.align.spans.walk_spans`). The vocabulary map is built on
+    alone (`profuser.align.walk.walk_spans`). The vocabulary map is built on
     first use and cached on disk (``cache``: see `build_vocab_map`).
     """
 

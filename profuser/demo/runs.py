@@ -5,7 +5,9 @@ SFT control; its training and eval add about a minute here). Full: every schedul
 variant and the merges over three seeds, plus the inference-mode selection-rule
 study (Figure 3), the number-of-sources study (Table 4 / Figure 4) and ProFuser
 through LoRA adapters, each ProFuser run of a study paired item by item with the
-main run of its seed. The studies run on the first seed only unless ``study_seeds``
+main run of its seed; and the selection study (`profuser.demo.selection`), whose
+arms fuse the same budget of rows curated from the world's candidate pool by each
+selection rule, paired with its ``random`` arm. The studies run on the first seed only unless ``study_seeds``
 names more: five more trainings a seed would take the full demo past its time budget. Every run is an
 ordinary run directory, so an interrupted demo resumes where it stopped.
 
@@ -25,6 +27,15 @@ from pathlib import Path
 import yaml
 
 from profuser.config import RunConfig, load_config
+from profuser.demo.selection import PREFIX as SELECT_PREFIX
+from profuser.demo.selection import (
+    SELECT_STUDY,
+    select_overrides,
+    selection_facts,
+    selection_figures,
+    selection_markdown,
+    selection_summary,
+)
 from profuser.demo.summary import (
     aggregate_transfer,
     interval_text,
@@ -38,7 +49,7 @@ from profuser.evaluate.merging import mergekit_available
 from profuser.io import atomic_write_bytes, atomic_write_json, read_json
 from profuser.pipeline import fingerprints, load_stages, run_pipeline
 from profuser.stages.eval import load_eval_records
-from profuser.world.resolve import materialize_world
+from profuser.world.resolve import materialize_world, world_spec_from
 
 log = logging.getLogger("profuser")
 
@@ -70,9 +81,11 @@ def plan(
     seeds: list[int],
     extra: list[str],
     study_seeds: list[int] | None = None,
+    select_rows: int | None = None,
 ) -> DemoPlan:
     """The runs of a quick or full demo, in order; the studies run for ``study_seeds``
-    (default: the first of ``seeds``)."""
+    (default: the first of ``seeds``). ``select_rows``: the selection study's budget of
+    fusion rows (the fusion set's size; None leaves the study out)."""
     p = DemoPlan()
     study_seeds = seeds[:1] if study_seeds is None else study_seeds
     base = [*(QUICK if quick else []), *extra]
@@ -90,6 +103,11 @@ def plan(
             p.runs.append((f"sources:{label}", out / f"sources-{label}-seed-{s}", overrides, keep))
         overrides = [*base, f"seed={s}", *LORA_STUDY, *single]
         p.runs.append(("train:lora", out / f"lora-seed-{s}", overrides, None))
+        for rule in SELECT_STUDY if select_rows else ():
+            overrides = [*base, f"seed={s}", *select_overrides(rule, select_rows), *single]
+            p.runs.append(
+                (f"{SELECT_PREFIX}{rule}", out / f"select-{rule}-seed-{s}", overrides, None)
+            )
     return p
 
 
@@ -112,6 +130,12 @@ def _config(cfg_path: Path, overrides: list[str], keep: list[str] | None):
     tree = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
     tree["sources"] = [s for s in tree["sources"] if s["name"] in keep]
     return load_config(base=tree, overrides=overrides)
+
+
+def _fusion_rows(cfg_path: Path, extra: list[str]) -> int:
+    """The world's number of fusion rows: the selection study's budget from its pool."""
+    cfg = load_config(cfg_path, extra)
+    return world_spec_from(cfg.path_options.get("world", {})).n_train
 
 
 def _skip_unavailable(cfg_path: Path, quick: bool, extra: list[str]) -> list[str]:
@@ -150,13 +174,17 @@ def run_demo(
     profuser: dict[str, dict[int, dict]] = {}  # label -> seed -> ProFuser's eval record
     target = None
     summary: dict = {}
-    for label, run_dir, overrides, keep in plan(out, quick, seeds, extra, study_seeds).runs:
+    select_rows = None if quick else _fusion_rows(cfg_path, extra)
+    runs = plan(out, quick, seeds, extra, study_seeds, select_rows).runs
+    for label, run_dir, overrides, keep in runs:
         cfg, _ = materialize_world(_config(cfg_path, overrides, keep))
         log.info("demo: %s (seed %d) -> %s", label, cfg.seed, run_dir)
         if label != "main":
             share_upstream(out / f"seed-{cfg.seed}", run_dir, cfg)
         run_pipeline(cfg, run_dir, force=force)
         res = read_json(run_dir / "report" / "results.json") or {}
+        if label.startswith(SELECT_PREFIX):
+            res["selection"] = selection_facts(run_dir)
         results.setdefault(label, []).append(res)
         records = load_eval_records(run_dir)
         for rec in records:
@@ -188,6 +216,7 @@ def write_summary(
     for label, by_seed in (profuser or {}).items():
         if label != "main" and label in summary:
             summary[label]["vs_main"] = study_intervals(by_seed, profuser.get("main", {}))
+    summary["selection"] = selection_summary(results, profuser or {})
     atomic_write_json(out / "summary.json", summary)
     atomic_write_bytes(out / "summary.md", summary_markdown(summary, quick).encode())
     _figures(summary, out)
@@ -308,6 +337,7 @@ def summary_markdown(summary: dict, quick: bool) -> str:
             f"- ProFuser, full fine-tuning: {_cell(_avg(main, 'profuser'), False)}",
             "",
         ]
+    lines += selection_markdown(summary)
     lines += transfer_summary_markdown(main.get("transfer"), main.get("pooled_intervals"))
     return "\n".join(lines)
 
@@ -356,3 +386,4 @@ def _figures(summary: dict, out: Path) -> None:
     if srcs:
         srcs["all"] = _avg(summary.get("main", {}), "profuser")[0]
         bar_figure(srcs, "ProFuser average", out / "fig4_num_sources.png")
+    selection_figures(summary, out)

@@ -39,6 +39,7 @@ from profuser.models.chat import encode_turn
 from profuser.models.chat_templates import get_chat_template
 from profuser.train.determinism import reproducible_attention
 from profuser.world.encoder import ensure_encoder
+from profuser.world.pool import ensure_pool, write_examples
 from profuser.world.reward import train_world_reward_model
 from profuser.world.skills import SKILLS, WorldExample, generate_examples, split_world
 from profuser.world.tokenizers import build_tokenizer
@@ -261,21 +262,6 @@ def _pad(
     return ids, att, lab
 
 
-def _write_jsonl(path: Path, examples: list[WorldExample]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for e in examples:
-            row = {
-                "id": e.id,
-                "system_prompt": e.system,
-                "question": e.instruction,
-                "response": e.response,
-                "skill": e.skill,
-                "answer": e.answer,
-                "short": e.short,
-            }
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
 def world_corpus(train: list[WorldExample], seed: int) -> list[str]:
     """The text the world's tokenizers are trained on."""
     corpus = [t for e in train for t in (e.system, e.instruction, e.response)]
@@ -294,13 +280,14 @@ def build_world(
     final = root / f"world-{spec.key()}"
     if (final / "world.json").is_file():
         ensure_encoder(final)  # a world built before the encoder existed gets it added
+        ensure_pool(final, spec.n_train, spec.seed)  # and one built before the pool, the pool
         return final
     tmp = root / f".world-{spec.key()}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "data").mkdir(parents=True)
     train, heldout = split_world(spec.n_train, spec.n_heldout_per_skill, spec.seed)
-    _write_jsonl(tmp / "data" / "train.jsonl", train)
-    _write_jsonl(tmp / "data" / "heldout.jsonl", heldout)
+    write_examples(tmp / "data" / "train.jsonl", train)
+    write_examples(tmp / "data" / "heldout.jsonl", heldout)
 
     corpus = world_corpus(train, spec.seed)
     tokenizers: dict[str, PreTrainedTokenizerBase] = {}
@@ -352,4 +339,5 @@ def build_world(
         shutil.rmtree(final)
     os.replace(tmp, final)
     ensure_encoder(final)
+    ensure_pool(final, spec.n_train, spec.seed)
     return final

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 
 from profuser.align import TokenAligner
 from profuser.align.chars import TextIndex
-from profuser.align.spans import anchors, exact_anchors, offset_spans, walk_spans
+from profuser.align.spans import anchors, exact_anchors, offset_spans
+from profuser.align.walk import walk_spans
 from tests.align.conftest import KINDS
 from tests.align.reference import ref_anchors, ref_target_to_source
 from tests.align.strategies import texts

@@ -56,6 +56,14 @@ def test_plan_quick_and_full() -> None:
         "seed=2",
     ]
     assert len([r for r in every.runs if r[0] != "main"]) == 10
+    # the selection study joins where the plan is given its budget of rows
+    sel = plan(Path("o"), False, [0, 1, 2], [], select_rows=1200)
+    arms = {r[0]: r[2] for r in sel.runs if r[0].startswith("select:")}
+    assert list(arms) == ["select:random", "select:advantage_gap", "select:advantage_stratified"]
+    gap = arms["select:advantage_gap"]
+    assert {"dataset.path=world:data/pool.jsonl", "select.rows=1200", "variants=[]"} <= set(gap)
+    assert "select.rule=advantage_gap" in gap and "seed=0" in gap
+    assert not [r for r in plan(Path("o"), True, [0], [], select_rows=1200).runs if r[0] != "main"]
 
 
 def test_study_seeds_must_be_run_seeds() -> None:

@@ -18,6 +18,7 @@ from profuser.world.build import (
     micro_batches,
     source_examples,
 )
+from profuser.world.pool import POOL_FILE, POOL_SCALE
 from profuser.world.skills import SKILLS
 
 MINI_SPEC = WorldSpec(  # the spec of conftest's mini_world
@@ -146,3 +147,19 @@ def test_each_source_is_strongest_somewhere_else(world_dir: Path) -> None:
     # and no single source dominates all skills
     for name in acc:
         assert any(acc[o][k] > acc[name][k] for o in acc if o != name for k in SKILLS)
+
+
+def test_the_candidate_pool_continues_the_fusion_set(mini_world: Path) -> None:
+    pool = (mini_world / POOL_FILE).read_text().splitlines()
+    train = (mini_world / "data/train.jsonl").read_text().splitlines()
+    assert len(pool) == POOL_SCALE * MINI_SPEC.n_train
+    assert pool[: len(train)] == train, "the fusion set is the pool's first rows"
+    assert len({json.loads(r)["id"] for r in pool}) == len(pool)
+
+
+def test_a_world_without_its_pool_gets_it_on_reuse(tmp_path: Path, mini_world: Path) -> None:
+    world = tmp_path / mini_world.name
+    shutil.copytree(mini_world, world)
+    (world / POOL_FILE).unlink()
+    assert build_world(MINI_SPEC, root=tmp_path, check=False) == world
+    assert (world / POOL_FILE).read_bytes() == (mini_world / POOL_FILE).read_bytes()

@@ -6,6 +6,7 @@ import pytest
 from profuser.world import WORLD_TASKS_DIR
 from profuser.world.answers import extract_answer, is_correct
 from profuser.world.build import DEFAULT_SOURCES, WorldSpec, source_examples, world_corpus
+from profuser.world.pool import pool_examples
 from profuser.world.reward import N_TRAIN_EXAMPLES
 from profuser.world.skills import (
     DEV_QUESTIONS_MIN,
@@ -62,10 +63,11 @@ def test_partitions_split_every_question_and_keep_every_fact_learnable() -> None
 @pytest.mark.parametrize("seed", [0, 1])
 def test_no_benchmark_or_dev_question_is_ever_trained_on(seed: int) -> None:
     """Eval and dev items share no question text with any source's training data, the
-    tokenizers' and the RM's text or the fusion set, for the default world spec."""
+    tokenizers' and the RM's text, the fusion set or its candidate pool, for the default world spec."""
     spec = WorldSpec(seed=seed)
     train, heldout = split_world(spec.n_train, spec.n_heldout_per_skill, spec.seed)
     trained = {e.instruction for e in train}
+    trained |= {e.instruction for e in pool_examples(spec.n_train, seed)}  # selection's pool
     for src in DEFAULT_SOURCES:
         trained |= {e.instruction for e, _ in source_examples(src, spec)}
     trained |= {e.instruction for e in generate_examples(N_TRAIN_EXAMPLES, seed, "rm-train")}
