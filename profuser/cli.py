@@ -137,7 +137,7 @@ def _kv(items: list[str]):
 def cmd_demo(args: argparse.Namespace) -> int:
     from profuser.config import load_config
     from profuser.configs import config_path
-    from profuser.demo.runs import demo_seeds, run_demo
+    from profuser.demo.runs import demo_seeds, only_runs, plan, run_demo
     from profuser.pipeline import print_run_summary
     from profuser.world.resolve import materialize_world
 
@@ -146,7 +146,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg_path = config_path("demo")
     out = Path(args.out or ("runs/demo-quick" if args.quick else "runs/demo"))
     load_config(cfg_path, args.overrides)  # fail on a bad override before building anything
-    demo_seeds(args.quick, args.seeds, args.study_seeds)
+    seeds = demo_seeds(args.quick, args.seeds, args.study_seeds)
+    only_runs(plan(out, args.quick, seeds, [], args.study_seeds, 1).runs, args.only)
     _, world_dir = materialize_world(load_config(cfg_path, args.overrides))
     _print_accuracy(world_dir)
     run_demo(
@@ -157,8 +158,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         force=args.force,
         seeds=args.seeds,
         study_seeds=args.study_seeds,
+        only=args.only,
     )
-    print_run_summary(out / f"seed-{(args.seeds or [0])[0]}")
+    first = out / f"seed-{(args.seeds or [0])[0]}"
+    if first.is_dir():
+        print_run_summary(first)
     print("\n" + (out / "summary.md").read_text(encoding="utf-8"))
     print(f"demo finished in {time.time() - started:.0f} s; results in {out}")
     return 0
@@ -261,8 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--study-seeds",
         type=int,
         nargs="+",
-        help="seeds of the full demo's selection-rule and number-of-sources studies, each "
-        "also a run seed (default: the first run seed)",
+        help="seeds of the full demo's studies, each also a run seed (default: the first run seed)",
+    )
+    d.add_argument(
+        "--only",
+        nargs="+",
+        metavar="RUN",
+        help="run only these of the demo's runs: a family (main, rule, sources, train, select) "
+        "or a label (select:advantage_gap); the summary covers what has run",
     )
     d.set_defaults(fn=cmd_demo)
 

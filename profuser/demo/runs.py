@@ -111,6 +111,21 @@ def plan(
     return p
 
 
+def only_runs(runs: list, only: list[str] | None) -> list:
+    """The planned ``runs`` whose label, or its family (before ``:``), is in ``only`` (all
+    where ``only`` is None); a one-line error names a choice that matches no planned run."""
+    if only is None:
+        return runs
+    labels = {r[0] for r in runs} | {r[0].split(":", 1)[0] for r in runs}
+    unknown = [o for o in only if o not in labels]
+    if unknown:
+        raise UserError(
+            f"--only {' '.join(unknown)}: no such run in this demo; choose from "
+            f"{', '.join(sorted(labels))}"
+        )
+    return [r for r in runs if r[0] in only or r[0].split(":", 1)[0] in only]
+
+
 def demo_seeds(quick: bool, seeds: list[int] | None, study_seeds: list[int] | None) -> list[int]:
     """The run seeds (default: 0 quick, 0 1 2 full); raises a one-line error where a study
     seed is not a run seed (a study is paired with its seed's main run)."""
@@ -160,8 +175,12 @@ def run_demo(
     force: bool = False,
     seeds: list[int] | None = None,
     study_seeds: list[int] | None = None,
+    only: list[str] | None = None,
 ) -> dict:
     """Run every planned pipeline and write ``summary.json`` / ``summary.md`` under ``out``.
+
+    ``only``: run just the planned runs of these labels or label families (``main``,
+    ``rule``, ``sources``, ``train``, ``select``; `only_runs`).
 
     ``seeds``: the run seeds (default: 0 for the quick demo, 0, 1 and 2 for the full one).
     ``study_seeds``: the seeds the full demo's studies run for (default: the first run seed);
@@ -175,7 +194,7 @@ def run_demo(
     target = None
     summary: dict = {}
     select_rows = None if quick else _fusion_rows(cfg_path, extra)
-    runs = plan(out, quick, seeds, extra, study_seeds, select_rows).runs
+    runs = only_runs(plan(out, quick, seeds, extra, study_seeds, select_rows).runs, only)
     for label, run_dir, overrides, keep in runs:
         cfg, _ = materialize_world(_config(cfg_path, overrides, keep))
         log.info("demo: %s (seed %d) -> %s", label, cfg.seed, run_dir)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from profuser.demo.runs import aggregate, demo_seeds, plan, summary_markdown
+from profuser.demo.runs import aggregate, demo_seeds, only_runs, plan, summary_markdown
 from profuser.errors import UserError
 
 
@@ -127,3 +127,20 @@ def test_studies_reuse_only_the_main_runs_stages_with_their_own_fingerprint(
     ]
     atomic_write_json(main / "data" / "manifest.json", {"fingerprint": main_fps["data"]})
     assert share_upstream(main, tmp_path / "partial", fewer) == []
+
+
+def test_only_runs_keeps_the_named_runs_and_families() -> None:
+    runs = plan(Path("o"), False, [0, 1], [], select_rows=10).runs
+    assert {r[0] for r in only_runs(runs, ["select"])} == {
+        "select:random",
+        "select:advantage_gap",
+        "select:advantage_stratified",
+    }
+    assert [r[1].name for r in only_runs(runs, ["main", "train:lora"])] == [
+        "seed-0",
+        "seed-1",
+        "lora-seed-0",
+    ]
+    assert only_runs(runs, None) == runs
+    with pytest.raises(UserError, match=r"--only selekt: no such run in this demo; choose from"):
+        only_runs(runs, ["selekt"])
