@@ -17,11 +17,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from profuser.config_overrides import apply_override, parse_override
 from profuser.configs import config_path
 from profuser.curate.options import SelectOptions
 from profuser.errors import ConfigError
 from profuser.paths import PATH_SCHEMES
-from profuser.train.schedules import SCHEDULES, Phase
+from profuser.train.schedules import SCHEDULES, Phase, check_preference_last
 
 
 class _Strict(BaseModel):
@@ -103,6 +104,9 @@ class SamplingConfig(_Strict):
     # for models where it gives the plain logits (checked once per model; not ALiBi models).
     share_prefixes: bool = True
     backend: Literal["hf", "vllm"] = "hf"
+    # Answers per source and prompt: the first is inference mode's (voted on by the score
+    # stage); the rest only feed the preference pairs (the `pairs` stage's intra_source rule).
+    n: int = Field(default=1, ge=1)
 
 
 class AdvantageConfig(_Strict):
@@ -118,6 +122,8 @@ class AdvantageConfig(_Strict):
     batch_tokens: int = Field(default=16384, gt=0)  # tokens per teacher-forcing batch
     shard_size: int = Field(default=1000, gt=0)  # examples per stored shard
     sampling: SamplingConfig = SamplingConfig()
+    # Preference pairs: the least score gap (strongest RM) between chosen and rejected answer.
+    pair_margin: float = Field(default=0.0, ge=0.0)
 
 
 class LoraOptions(_Strict):
@@ -248,6 +254,8 @@ class RunConfig(_Strict):
             raise ValueError(
                 f"unknown schedule {v!r}; choose one of {', '.join(sorted(SCHEDULES))}"
             )
+        if isinstance(v, list):
+            check_preference_last(v)
         return v
 
     @field_validator("variants")
@@ -324,8 +332,9 @@ def _closest(path: str) -> str:
 def _format_error(err: ValidationError, origin: str) -> str:
     # In a union (schedule: name or phases) pydantic reports every branch: show the deepest.
     first = max(err.errors(), key=lambda e: (e["type"] == "extra_forbidden", len(e["loc"])))
-    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
-    loc = ".".join(p for p in loc.split(".") if p not in ("list[Phase]", "str"))
+    # pydantic names the union's branches (`str`, `list[...Phase]`) in the location: drop them
+    parts = [str(p) for p in first["loc"]]
+    loc = ".".join(p for p in parts if not p.startswith(("function-", "list[")) and p != "str")
     if first["type"] == "extra_forbidden":
         return f"{origin}: unknown key `{loc}`{_closest(loc)}"
     if first["type"] == "missing":
@@ -334,44 +343,6 @@ def _format_error(err: ValidationError, origin: str) -> str:
     where = f"`{loc}`: " if loc else ""
     more = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
     return f"{origin}: {where}{msg}{more}"
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``a.b.0.c=value`` -> (["a", "b", "0", "c"], parsed YAML value)."""
-    if "=" not in text:
-        raise ConfigError(f"override `{text}` is not of the form key=value")
-    key, raw = text.split("=", 1)
-    if not key.strip():
-        raise ConfigError(f"override `{text}` has an empty key")
-    try:
-        return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        raise ConfigError(f"override `{text}`: the value is not valid YAML; quote it") from None
-
-
-def apply_override(tree: dict, keys: list[str], value: Any) -> None:
-    """Set ``value`` at dotted ``keys`` in a plain dict/list tree, creating dicts as needed."""
-    node: Any = tree
-    for i, key in enumerate(keys[:-1]):
-        if isinstance(node, list):
-            if not key.isdigit() or int(key) >= len(node):
-                raise ConfigError(
-                    f"override `{'.'.join(keys)}`: no list item {key} at `{'.'.join(keys[:i])}`"
-                )
-            node = node[int(key)]
-        else:
-            if not isinstance(node.get(key, {}), dict | list):
-                raise ConfigError(
-                    f"override `{'.'.join(keys)}`: `{'.'.join(keys[: i + 1])}` is not a section"
-                )
-            node = node.setdefault(key, {})
-    last = keys[-1]
-    if isinstance(node, list):
-        if not last.isdigit() or int(last) >= len(node):
-            raise ConfigError(f"override `{'.'.join(keys)}`: no list item {last}")
-        node[int(last)] = value
-    else:
-        node[last] = value
 
 
 def load_config(

@@ -122,6 +122,7 @@ def _phase_problems(
     names = [s.name for s in cfg.sources]
     keys = [o for o in typing.get_args(Order) if o != "rm_score"]
     out: list[Problem] = []
+    pref: list[Problem] = []  # a preset's own field does not fix these: they stay as they are
     for j, ph in enumerate(phases):
         where = f"{field}.{j}"
         for name in ph.sources or ():
@@ -134,12 +135,36 @@ def _phase_problems(
                 "which needs reward_models"
             )
             out.append(Problem(f"{where}.order", ph.order, what, keys, "add them or choose"))
+        pref += _preference_problems(ph, cfg)
     if preset and out:
         first = out[0]
         sources = first.field.endswith(".sources")
         label = "choose one of" if sources else "add reward models or choose"
         choices = first.choices if sources else sorted(SCHEDULES)
-        return [Problem(field, value, first.what, choices, label)]
+        return [Problem(field, value, first.what, choices, label), *pref]
+    return out + pref
+
+
+def _preference_problems(ph: Phase, cfg: RunConfig) -> list[Problem]:
+    """A preference phase pairs answers by the strongest RM's score; its rule may need
+    several answers per source and prompt."""
+    from profuser.advantage.pairing import needs_samples
+
+    if ph.preference is None:
+        return []
+    out = []
+    if not cfg.reward_models:
+        what = f"phase {ph.name!r} pairs the sources' answers by reward, which needs reward_models"
+        out.append(Problem("reward_models", [], what))
+    need = needs_samples(ph.preference.pairing)
+    if cfg.advantage.sampling.n < need:
+        what = (
+            f"phase {ph.name!r} pairs by {ph.preference.pairing}, which needs at least {need} "
+            "answers per source and prompt"
+        )
+        out.append(
+            Problem("advantage.sampling.n", cfg.advantage.sampling.n, what, [need], "set it to")
+        )
     return out
 
 
@@ -165,4 +190,5 @@ def _schedules(cfg: RunConfig) -> list[Problem]:
             )
             continue
         out += _phase_problems(field, name, phases, cfg, preset=True)
-    return out
+    seen: set[tuple[str, str]] = set()  # two presets with one preference phase: one line
+    return [p for p in out if (p.field, p.what) not in seen and not seen.add((p.field, p.what))]

@@ -35,6 +35,8 @@ STAGE_ORDER = (
     "score",
     "teacher",
     "align",
+    "pairs",
+    "logprobs",
     "train",
     "eval",
     "report",

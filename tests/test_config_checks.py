@@ -280,3 +280,38 @@ def test_check_config_raises_one_line_with_the_count(tmp_path: Path) -> None:
     msg = str(err.value)
     assert msg.startswith("run.yaml: `advantage.training_rule` = 'foo': unknown training rule")
     assert msg.endswith("(and 1 more problem(s))") and "\n" not in msg
+
+
+def test_preference_phases_are_checked_by_value(tmp_path: Path) -> None:
+    (found,) = problems(tmp_path, "variants=[implicit, profuser_po]", files=False)
+    assert found.field == "advantage.sampling.n" and found.value == 1
+    assert found.line("c.yaml").endswith("answers per source and prompt; set it to 2")
+    assert problems(tmp_path, "variants=[implicit]", "advantage.sampling.n=2") == []
+    found = problems(tmp_path, "variants=[infifpo]", "advantage.sampling.n=2", "reward_models=[]")
+    assert fields(found) == ["reward_models"] and "needs reward_models" in found[0].what
+
+
+@pytest.mark.parametrize(
+    ("phase", "needle"),
+    [
+        ("{pairing: best}", "unknown pairing rule 'best'; choose from intra_source, cross_source"),
+        ("{fuse_rule: median}", "unknown reference rule 'median'; choose from mean, max"),
+        ("{reference: sources}", "schedule.0.preference.reference"),
+        ("{beta: 0}", "schedule.0.preference.beta"),
+    ],
+)
+def test_a_bad_preference_field_is_named(tmp_path: Path, phase: str, needle: str) -> None:
+    spec = f"schedule=[{{name: p, epochs: 1, w1: 0, w2: 0, lam: 0, beta: 0, preference: {phase}}}]"
+    with pytest.raises(ConfigError) as err:
+        problems(tmp_path, spec, files=False)
+    assert needle in str(err.value) and "\n" not in str(err.value).strip()
+
+
+def test_a_preference_phase_must_come_last(tmp_path: Path) -> None:
+    pref = "{name: p, epochs: 1, w1: 0, w2: 0, lam: 0, beta: 0, preference: {}}"
+    sft = "{name: s, epochs: 1, w1: 0, w2: 1, lam: 0, beta: 0}"
+    with pytest.raises(ConfigError, match="a preference phase must be the schedule's last phase"):
+        problems(tmp_path, f"schedule=[{pref}, {sft}]", files=False)
+    assert (
+        problems(tmp_path, f"schedule=[{sft}, {pref}]", "advantage.sampling.n=2", files=False) == []
+    )

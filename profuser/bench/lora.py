@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 from dataclasses import asdict
 
 import torch
 
-from profuser.bench.memory import child_env, peak_kb, reset_peak, rss_kb
+from profuser.bench.memory import child_peaks, peak_kb, reset_peak, rss_kb
 from profuser.bench.step import (
     BenchSize,
     bench_batch,
@@ -77,20 +75,8 @@ def _cpu_child(mode: str, size_json: str, rank: str) -> None:
 
 def cpu_peaks(size: BenchSize, rank: int) -> dict[str, int]:
     """Training footprint of each mode, each in a fresh process (run one after the other)."""
-    code = "import sys; from profuser.bench.lora import _cpu_child; _cpu_child(*sys.argv[1:])"
-    out: dict[str, int] = {}
-    for mode in MODES:
-        proc = subprocess.run(
-            [sys.executable, "-c", code, mode, json.dumps(asdict(size)), str(rank)],
-            env=child_env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"memory subprocess for {mode!r} failed:\n{proc.stderr[-2000:]}")
-        out[mode] = int(json.loads(proc.stdout.strip().splitlines()[-1])["peak_bytes"])
-    return out
+    args = [json.dumps(asdict(size)), str(rank)]
+    return child_peaks("profuser.bench.lora", {m: [m, *args] for m in MODES})
 
 
 def cuda_peaks(size: BenchSize, device: torch.device, rank: int) -> dict[str, int]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -43,3 +46,22 @@ def child_env() -> dict[str, str]:
     env["MALLOC_MMAP_THRESHOLD_"] = "65536"  # large blocks mmapped: a free leaves the RSS
     env.setdefault("OMP_NUM_THREADS", "1")  # memory only: keep the children light
     return env
+
+
+def child_peaks(module: str, runs: dict[str, list[str]]) -> dict[str, int]:
+    """Peak bytes per name: ``<module>._cpu_child(*args)`` run in a fresh process for each
+    name, one after the other; each child prints ``{"peak_bytes": ...}`` as its last line."""
+    code = f"import sys; from {module} import _cpu_child; _cpu_child(*sys.argv[1:])"
+    out: dict[str, int] = {}
+    for name, args in runs.items():
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory subprocess for {name!r} failed:\n{proc.stderr[-2000:]}")
+        out[name] = int(json.loads(proc.stdout.strip().splitlines()[-1])["peak_bytes"])
+    return out

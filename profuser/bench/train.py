@@ -32,6 +32,7 @@ import torch
 
 from profuser.bench.lora import bench_lora
 from profuser.bench.memory import child_env, peak_kb, reset_peak, rss_kb
+from profuser.bench.preference import bench_preference
 from profuser.bench.registry import register
 from profuser.bench.step import (
     VARIANTS,
@@ -140,6 +141,7 @@ def bench_train(
     device: str | None = None,
     time_dense: bool = False,
     lora_rank: int = 16,
+    preference: bool = True,
 ) -> dict[str, float | int | str]:
     """Time and peak memory of a fusion step (both sparse KLs) against SFT and a dense teacher,
     and of a LoRA fusion step against full fine-tuning.
@@ -147,6 +149,8 @@ def bench_train(
     Returns ``train.step_ratio_vs_sft`` (goal <= 1.10), ``train.mem_ratio_vs_sft`` (goal
     <= 1.10), ``train.mem_ratio_dense_over_sparse``, ``train.lora_step_ratio_vs_full`` and
     ``train.lora_mem_ratio_vs_full`` (:mod:`profuser.bench.lora`; ``lora_rank`` 0 skips it),
+    ``train.preference_step_ratio_vs_sft`` and ``train.preference_mem_ratio_vs_sft``
+    (:mod:`profuser.bench.preference`; ``preference`` False skips them),
     and absolute figures for the record. Sizes default to a small Llama (about 30 s on 2 CPU
     cores); ``time_dense`` also times the dense-teacher step (memory is always measured for
     all three).
@@ -182,4 +186,6 @@ def bench_train(
         out["train.dense_step_ms"] = secs["dense"] * 1e3
     if lora_rank > 0:
         out.update(bench_lora(size, dev, repeats, lora_rank))
+    if preference:
+        out.update(bench_preference(size, dev, repeats))
     return out

@@ -19,7 +19,6 @@ of ProFuser − target and ProFuser − best single source (``main.pooled_interv
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,22 +26,24 @@ from pathlib import Path
 import yaml
 
 from profuser.config import RunConfig, load_config
+from profuser.demo.implicit import LABEL as IMPLICIT_LABEL
+from profuser.demo.implicit import (
+    implicit_comparison,
+    implicit_overrides,
+)
+from profuser.demo.markdown import LORA_STUDY, summary_figures, summary_markdown
 from profuser.demo.selection import PREFIX as SELECT_PREFIX
 from profuser.demo.selection import (
     SELECT_STUDY,
     select_overrides,
     selection_facts,
-    selection_figures,
-    selection_markdown,
     selection_summary,
 )
 from profuser.demo.summary import (
     aggregate_transfer,
-    interval_text,
     mean_std,
     pooled_intervals,
     study_intervals,
-    transfer_summary_markdown,
 )
 from profuser.errors import UserError
 from profuser.evaluate.merging import mergekit_available
@@ -63,9 +64,6 @@ SOURCE_STUDY = {
     "FuseMPT": ["vicuna-like", "mpt-like"],
     "FuseLlama": ["vicuna-like", "llama-chat-like"],
 }
-# ProFuser through low-rank adapters (train.lora), against the main runs' full fine-tuning;
-# adapters learn at three times the full model's lr here (chosen on the dev split, README).
-LORA_STUDY = ["train.lora={rank: 16, alpha: 32}", "train.lr=3e-3"]
 
 
 @dataclass
@@ -103,6 +101,8 @@ def plan(
             p.runs.append((f"sources:{label}", out / f"sources-{label}-seed-{s}", overrides, keep))
         overrides = [*base, f"seed={s}", *LORA_STUDY, *single]
         p.runs.append(("train:lora", out / f"lora-seed-{s}", overrides, None))
+        overrides = [*base, f"seed={s}", *implicit_overrides()]
+        p.runs.append((IMPLICIT_LABEL, out / f"implicit-seed-{s}", overrides, None))
         for rule in SELECT_STUDY if select_rows else ():
             overrides = [*base, f"seed={s}", *select_overrides(rule, select_rows), *single]
             p.runs.append(
@@ -190,6 +190,7 @@ def run_demo(
     extra = [*extra, *_skip_unavailable(cfg_path, quick, extra)]
     results: dict[str, list[dict]] = {}
     main_records: list[list[dict]] = []  # each main seed's eval records, for pooled intervals
+    implicit_records: list[list[dict]] = []  # each implicit-study seed's eval records
     profuser: dict[str, dict[int, dict]] = {}  # label -> seed -> ProFuser's eval record
     target = None
     summary: dict = {}
@@ -212,8 +213,12 @@ def run_demo(
         if label == "main":
             main_records.append(records)
             target = cfg.target
+        if label == IMPLICIT_LABEL:
+            implicit_records.append(records)
         # Written after every run, so a long demo shows its tables as they fill in.
-        summary = write_summary(out, results, main_records, target, quick, profuser)
+        summary = write_summary(
+            out, results, main_records, target, quick, profuser, implicit_records
+        )
     return summary
 
 
@@ -224,6 +229,7 @@ def write_summary(
     target: str | None,
     quick: bool,
     profuser: dict[str, dict[int, dict]] | None = None,
+    implicit_records: list[list[dict]] | None = None,
 ) -> dict:
     """``summary.json``, ``summary.md`` and the figures for the runs finished so far.
 
@@ -236,9 +242,10 @@ def write_summary(
         if label != "main" and label in summary:
             summary[label]["vs_main"] = study_intervals(by_seed, profuser.get("main", {}))
     summary["selection"] = selection_summary(results, profuser or {})
+    summary["implicit_vs_explicit"] = implicit_comparison(implicit_records or [])
     atomic_write_json(out / "summary.json", summary)
     atomic_write_bytes(out / "summary.md", summary_markdown(summary, quick).encode())
-    _figures(summary, out)
+    summary_figures(summary, out)
     return summary
 
 
@@ -280,129 +287,3 @@ def aggregate(results: dict[str, list[dict]]) -> dict:
             "transfer": aggregate_transfer([r.get("transfer") for r in runs]),
         }
     return out
-
-
-def _cell(ms: tuple[float, float], bold: bool) -> str:
-    m, s = ms
-    if math.isnan(m):
-        return "–"
-    txt = f"{100 * m:.1f} ± {100 * s:.1f}"
-    return f"**{txt}**" if bold else txt
-
-
-def _table(models: list[dict], names: list[str] | None = None) -> str:
-    rows = [m for m in models if names is None or m["name"] in names]
-    cols = sorted({t for m in rows for t in m["scores"] if t != "average"}) + ["average"]
-    best = {
-        c: max(
-            (
-                m["scores"][c][0]
-                for m in rows
-                if c in m["scores"] and not math.isnan(m["scores"][c][0])
-            ),
-            default=None,
-        )
-        for c in cols
-    }
-    lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for m in rows:
-        cells = [
-            _cell(
-                m["scores"].get(c, (math.nan, math.nan)), m["scores"].get(c, (None,))[0] == best[c]
-            )
-            for c in cols
-        ]
-        lines.append(f"| {m['kind']}: {m['name']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def summary_markdown(summary: dict, quick: bool) -> str:
-    main = summary.get("main", {})
-    lines = [
-        f"# Tiny-world demo ({'quick' if quick else 'full'}): mean ± std over {main.get('seeds', 0)} seed(s)",
-        "",
-    ]
-    lines += [
-        "## Table 1 shape: sources, variants and merges",
-        "",
-        _table(main.get("models", [])),
-        "",
-    ]
-    rules = {k: v for k, v in summary.items() if k.startswith("rule:")}
-    if rules:
-        lines += ["## Figure 3: inference-mode selection rule (ProFuser average)", ""]
-        lines.append(f"- rm_vote (the main runs): {_cell(_avg(main, 'profuser'), False)}")
-        lines += [
-            f"- {k.split(':', 1)[1]}{_study_cell(v, main)}; − rm_vote, paired "
-            f"over items and seeds: {interval_text(v.get('vs_main'))}"
-            for k, v in rules.items()
-        ] + [""]
-    srcs = {k: v for k, v in summary.items() if k.startswith("sources:")}
-    if srcs:
-        lines += ["## Table 4: number of sources (average)", ""]
-        lines += [
-            f"- {k.split(':', 1)[1]}{_study_cell(v, main)}; − all sources, "
-            f"paired over items and seeds: {interval_text(v.get('vs_main'))}"
-            for k, v in srcs.items()
-        ]
-        lines.append(f"- all sources (ProFuser): {_cell(_avg(main, 'profuser'), False)}")
-        lines += [f"- CSFT (no fusion): {_cell(_avg(main, 'csft'), False)}", ""]
-    lora = summary.get("train:lora")
-    if lora:
-        lines += ["## LoRA fusion (average)", ""]
-        lines += [
-            f"- ProFuser through LoRA adapters ({', '.join(LORA_STUDY)}){_study_cell(lora, main)}; "
-            f"− full fine-tuning, paired over items and seeds: {interval_text(lora.get('vs_main'))}",
-            f"- ProFuser, full fine-tuning: {_cell(_avg(main, 'profuser'), False)}",
-            "",
-        ]
-    lines += selection_markdown(summary)
-    lines += transfer_summary_markdown(main.get("transfer"), main.get("pooled_intervals"))
-    return "\n".join(lines)
-
-
-def _study_cell(study: dict, main: dict) -> str:
-    """``: 78.8 ± 1.0`` where a study ran for every main seed; where it ran for fewer, its
-    seeds and the main runs' ProFuser on those same seeds
-    (``: 80.3 (seed 0; the main run's ProFuser there 77.3)``)."""
-    own = _avg(study, "profuser")
-    paired = study.get("vs_main") or {}
-    seeds, means = paired.get("seeds", []), paired.get("means") or {}
-    if not seeds or len(seeds) >= main.get("seeds", 0) or means.get("main") is None:
-        return f": {_cell(own, False)}"
-    label = "seed" if len(seeds) == 1 else "seeds"
-    return (
-        f": {100 * own[0]:.1f} ({label} {', '.join(map(str, seeds))}; "
-        f"the main run's ProFuser there {100 * means['main']:.1f})"
-    )
-
-
-def _avg(study: dict, name: str) -> tuple[float, float]:
-    for m in study.get("models", []):
-        if m["kind"] == "variant" and m["name"] == name:
-            return tuple(m["scores"].get("average", (math.nan, math.nan)))
-    return (math.nan, math.nan)
-
-
-def _figures(summary: dict, out: Path) -> None:
-    from profuser.report.figures import bar_figure
-
-    rules = {"rm_vote": _avg(summary.get("main", {}), "profuser")[0]}
-    rules.update(
-        {
-            k.split(":", 1)[1]: _avg(v, "profuser")[0]
-            for k, v in summary.items()
-            if k.startswith("rule:")
-        }
-    )
-    if len(rules) > 1:
-        bar_figure(rules, "ProFuser average", out / "fig3_selection_rules.png")
-    srcs = {
-        k.split(":", 1)[1]: _avg(v, "profuser")[0]
-        for k, v in summary.items()
-        if k.startswith("sources:")
-    }
-    if srcs:
-        srcs["all"] = _avg(summary.get("main", {}), "profuser")[0]
-        bar_figure(srcs, "ProFuser average", out / "fig4_num_sources.png")
-    selection_figures(summary, out)

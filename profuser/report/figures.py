@@ -84,6 +84,35 @@ def bar_figure(values: dict[str, float], ylabel: str, path: Path) -> None:
     _save(fig, path)
 
 
+def difference_figure(
+    series: dict[str, dict[str, tuple[float | None, float | None, float | None]]],
+    ylabel: str,
+    path: Path,
+) -> None:
+    """Grouped bars of differences per category (one bar per series), each with its
+    interval; values are fractions, drawn in points."""
+    cats = list(dict.fromkeys(c for s in series.values() for c in s))
+    width = 0.8 / max(len(series), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(cats) + 2), 3.5))
+    for j, (name, cells) in enumerate(series.items()):
+        xs, ys, errs = [], [], [[], []]
+        for i, c in enumerate(cats):
+            est, low, high = cells.get(c, (None, None, None))
+            if est is None:
+                continue
+            xs.append(i + (j - (len(series) - 1) / 2) * width)
+            ys.append(100 * est)
+            errs[0].append(100 * (est - low) if low is not None else 0)
+            errs[1].append(100 * (high - est) if high is not None else 0)
+        ax.bar(xs, ys, width, yerr=errs, label=name, capsize=2)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(cats)))
+    ax.set_xticklabels(cats, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
 def transfer_figure(transfer: dict, path: Path) -> None:
     """Per skill of each task: the target, the best other source and each variant, with
     their 95% intervals where the run kept per-item scores."""

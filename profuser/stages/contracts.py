@@ -47,12 +47,23 @@ PROBE_CE = Artifact(
 )
 POOL_GAPS = Artifact("select", "gaps.parquet", "every pool row's gap, leader and whether kept")
 ANSWERS = Artifact("generate", "{source}", "one sampled answer per row (sharded rows)")
+SAMPLES = Artifact(
+    "generate", "samples/{source}/{k}", "extra sampled answer k >= 1 per row (sampling.n > 1)"
+)
 RM_SCORES = Artifact("score", "{reward_model}", "one reward model's scores (sharded rows)")
 SCORES = Artifact("score", "scores.parquet", "every answer's every score")
 CHOSEN = Artifact("score", "chosen.parquet", "the voted answer and its source per row")
 TEACHER_STORE = Artifact("teacher", "{source}/{mode}", "CE and top-k distributions (gt, own)")
 SELECTION = Artifact("teacher", "selection.parquet", "MinCE winner and every source's CE")
 ALIGNED = Artifact("align", "{mode}", "teacher distributions in the target's vocabulary")
+PAIRS = Artifact("pairs", "{rule}.parquet", "one (chosen, rejected) answer pair per kept row")
+SAMPLE_SCORES = Artifact("pairs", "scores/{source}/{k}", "the pairing RM's score of sample k")
+PAIR_LOGPROBS = Artifact(
+    "logprobs", "{rule}.parquet", "each pair's sequence log-probs: target and every source"
+)
+LOGPROB_PARTS = Artifact(
+    "logprobs", "parts/{rule}/{model}.parquet", "one model's log-probs of one rule's pairs"
+)
 TRAINED = Artifact("train", "{variant}", "final/, log.csv, variant.json, checkpoints")
 MERGED = Artifact("train", "merges/{merge}", "a merged model")
 EVAL_RECORDS = Artifact("eval", "models/{model}.json", "every metric and item of one model")

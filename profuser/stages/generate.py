@@ -1,5 +1,9 @@
 """Stage `generate`: inference mode, each source samples one answer per instruction.
 
+With ``advantage.sampling.n`` > 1 each source samples n - 1 more answers per instruction
+(``generate/samples/<source>/<k>``, other seeds) for the preference pairs; the first answer,
+the one inference mode votes on, is the same whatever n is.
+
 Each source answers in its own chat template, with per-example seeds so that an
 answer does not depend on batch size or shard count. Empty answers and answers
 cut at ``max_new_tokens`` are kept, flagged and counted. With
@@ -8,6 +12,7 @@ cut at ``max_new_tokens`` are kept, flagged and counted. With
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from profuser.generate.engine import Generation, example_seed, generate
@@ -16,7 +21,7 @@ from profuser.models.chat import end_of_turn_ids, render_prompt
 from profuser.models.loading import load_tokenizer, usable_vocab
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import open_source, read_data
-from profuser.stages.contracts import ANSWERS, FUSION_ROWS
+from profuser.stages.contracts import ANSWERS, FUSION_ROWS, SAMPLES
 
 log = logging.getLogger("profuser")
 
@@ -73,9 +78,11 @@ def _answer_fn(cfg, src):
     }
     stops = end_of_turn_ids(tok)
 
-    def work(chunk: list[dict]) -> list[dict]:
+    def work(chunk: list[dict], k: int = 0) -> list[dict]:
         prompts = [render_prompt(tok, r["system"], r["instruction"]) for r in chunk]
-        seeds = [example_seed(cfg.seed, r["id"], src.name) for r in chunk]
+        # sample 0 keeps the seeds it had before extra samples existed
+        salt = src.name if k == 0 else f"{src.name}/sample-{k}"
+        seeds = [example_seed(cfg.seed, r["id"], salt) for r in chunk]
         return _rows(chunk, run(prompts, seeds, stops), src.name)
 
     return work
@@ -86,7 +93,7 @@ def _answer_fn(cfg, src):
     reads=("sources", "seed", "advantage.sampling", "advantage.shard_size"),
     upstream=("select",),
     inputs=(FUSION_ROWS,),
-    outputs=(ANSWERS,),
+    outputs=(ANSWERS, SAMPLES),
 )
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg
@@ -99,6 +106,14 @@ def run(ctx: StageContext) -> dict:
         done &= run_shards(
             ctx.path(ANSWERS, source=src.name), rows, cfg.advantage.shard_size, work, ctx.shard
         )
+        for k in range(1, cfg.advantage.sampling.n):
+            done &= run_shards(
+                ctx.path(SAMPLES, source=src.name, k=str(k)),
+                rows,
+                cfg.advantage.shard_size,
+                functools.partial(work, k=k),
+                ctx.shard,
+            )
         del work
         got = read_rows(ctx.path(ANSWERS, source=src.name))
         summary[src.name] = {
@@ -106,6 +121,7 @@ def run(ctx: StageContext) -> dict:
             "empty": sum(g["empty"] for g in got),
             "truncated": sum(g["truncated"] for g in got),
             "mean_tokens": round(sum(g["num_tokens"] for g in got) / max(1, len(got)), 2),
+            "extra_samples": cfg.advantage.sampling.n - 1,
         }
         if summary[src.name]["empty"] or summary[src.name]["truncated"]:
             log.warning(

@@ -23,12 +23,23 @@ from profuser.io.shards import read_rows_file
 from profuser.models.loading import load_causal_lm, load_tokenizer
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import read_data, target_source
-from profuser.stages.contracts import ALIGNED, CHOSEN, FUSION_ROWS, MERGED, STALE, TRAINED
+from profuser.stages.contracts import (
+    ALIGNED,
+    CHOSEN,
+    FUSION_ROWS,
+    MERGED,
+    PAIR_LOGPROBS,
+    PAIRS,
+    STALE,
+    TRAINED,
+)
 from profuser.teacher.storage import DistributionReader
 from profuser.train.examples import FusionExample, make_sequence
 from profuser.train.loop import train_fusion
 from profuser.train.order import phase_pool
-from profuser.train.schedules import Phase, resolve_schedule
+from profuser.train.preference_data import pair_examples
+from profuser.train.preference_loop import train_preference
+from profuser.train.schedules import Phase, fusion_phases, preference_phase, resolve_schedule
 
 log = logging.getLogger("profuser")
 
@@ -93,7 +104,8 @@ VARIANT_READS = ("train", "seed", "target", "target_path", "advantage.top_k")
 def variant_key(ctx: StageContext, phases: list[Phase]) -> str:
     """What one trained variant depends on: its phases, `VARIANT_READS`, and the data and
     align stages' fingerprints (which chain everything upstream)."""
-    upstream = [ctx.manifest_of(n).get("fingerprint") for n in ("select", "align")]
+    names = ("select", "align", "logprobs") if preference_phase(phases) else ("select", "align")
+    upstream = [ctx.manifest_of(n).get("fingerprint") for n in names]
     blob = json.dumps(
         [
             ctx.cfg.fingerprint(*VARIANT_READS),
@@ -132,8 +144,8 @@ def reuse_trained(ctx: StageContext, name: str, key: str) -> bool:
         "advantage.top_k",
         "sources",
     ),
-    upstream=("select", "align"),
-    inputs=(FUSION_ROWS, ALIGNED, CHOSEN, STALE),
+    upstream=("select", "align", "pairs", "logprobs"),
+    inputs=(FUSION_ROWS, ALIGNED, CHOSEN, PAIRS, PAIR_LOGPROBS, STALE),
     outputs=(TRAINED, MERGED),
 )
 def run(ctx: StageContext) -> dict:
@@ -162,10 +174,16 @@ def run(ctx: StageContext) -> dict:
             raise UserError(
                 f"schedule {name!r} restricts sources per phase; run a separate config with those sources instead"
             )
-        model = load_causal_lm(tgt.path, cfg.train.dtype, trust_remote_code=tgt.trust_remote_code)
-        res = train_fusion(
-            model, tok, examples, phases, cfg.train, out, seed=cfg.seed, k=cfg.advantage.top_k
-        )
+        if preference_phase(phases) is not None:
+            res = _train_with_preference(ctx, tok, examples, phases, out)
+        else:
+            model = load_causal_lm(
+                tgt.path, cfg.train.dtype, trust_remote_code=tgt.trust_remote_code
+            )
+            res = train_fusion(
+                model, tok, examples, phases, cfg.train, out, seed=cfg.seed, k=cfg.advantage.top_k
+            )
+            del model
         atomic_write_json(
             out / "variant.json",
             {"key": key, "phases": [p.model_dump(mode="json") for p in phases]},
@@ -174,10 +192,38 @@ def run(ctx: StageContext) -> dict:
             "steps": res.steps,
             **{k: round(v, 4) for k, v in res.last_losses.items()},
         }
-        del model
     if cfg.merges:
         summary["merges"] = run_merges(ctx)
     return summary
+
+
+def _train_with_preference(ctx: StageContext, tok, examples, phases: list[Phase], out):
+    """A schedule ending in a preference phase: its fusion phases first (into
+    ``<variant>/fusion``, resumable, skipped where there are none), then the preference phase
+    from their result on the pairs of its rule, with the reference it names."""
+    cfg = ctx.cfg
+    tgt = target_source(cfg)
+    start = tgt.path
+    fusion = fusion_phases(phases)
+    if fusion:
+        fdir = out / "fusion"
+        if not (fdir / "final" / "config.json").is_file():
+            model = load_causal_lm(
+                tgt.path, cfg.train.dtype, trust_remote_code=tgt.trust_remote_code
+            )
+            train_fusion(
+                model, tok, examples, fusion, cfg.train, fdir, seed=cfg.seed, k=cfg.advantage.top_k
+            )
+            del model
+        start = str(fdir / "final")
+    pref = preference_phase(phases)
+    opts = pref.preference
+    pairs = read_rows_file(ctx.path(PAIRS, rule=opts.pairing))
+    logps = {r["id"]: r for r in read_rows_file(ctx.path(PAIR_LOGPROBS, rule=opts.pairing))}
+    names = [s.name for s in cfg.sources]
+    pex = pair_examples(tok, pairs, logps, names, opts.reference, opts.fuse_rule, opts.clip)
+    model = load_causal_lm(start, cfg.train.dtype, trust_remote_code=tgt.trust_remote_code)
+    return train_preference(model, tok, pex, pref, cfg.train, out, seed=cfg.seed)
 
 
 def run_merges(ctx: StageContext) -> list[str]:

@@ -54,14 +54,14 @@ class TrainResult:
     last_losses: dict[str, float]
 
 
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def _save_checkpoint(ckpt: Path, accelerator, model, opt, sched, step: int) -> None:
+def save_checkpoint(ckpt: Path, accelerator, model, opt, sched, step: int) -> None:
     tmp = ckpt.with_name(ckpt.name + ".tmp")
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -125,7 +125,7 @@ def train_fusion(
             model.enable_input_require_grads()
         model = wrap_lora(model, cfg.lora, seed)
     model.train()
-    opt = _optimizer(model, cfg)
+    opt = make_optimizer(model, cfg)
     sched = get_scheduler(
         cfg.lr_scheduler if cfg.lr_scheduler != "constant" else "constant_with_warmup",
         opt,
@@ -213,7 +213,7 @@ def train_fusion(
         bar.update(1)
         at_phase_end = step + 1 == clock.starts[pidx] + clock.steps[pidx]
         if (step + 1) % cfg.checkpoint_every == 0 or at_phase_end:
-            _save_checkpoint(ckpt, accelerator, model, opt, sched, step + 1)
+            save_checkpoint(ckpt, accelerator, model, opt, sched, step + 1)
             if accelerator.is_main_process:
                 _write_log(log_path, rows)
     bar.close()

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from profuser.errors import ConfigError
 
@@ -24,6 +24,43 @@ Order = Literal["shuffle", "gt_length", "rm_score"]
 
 # share of the data each subset holds, for steps_per_epoch given as one number
 SUBSET_FRACTION: dict[str, float] = {"all": 1.0, "easy_half": 0.5, "hard_half": 0.5}
+
+
+class PreferenceOptions(BaseModel):
+    """A preference phase's loss and data (implicit fusion, `profuser.train.preference_losses`).
+
+    ``pairing``: the registered rule that builds its (chosen, rejected) pairs from the sources'
+    sampled answers (`profuser.advantage.pairing`); ``reference``: ``target`` (the target's
+    starting model: standard DPO) or ``fused`` (the sources' log-probs combined by
+    ``fuse_rule`` and clipped at the target's + ``clip``: InfiFPO's reference); ``lr``: this
+    phase's learning rate (None: ``train.lr``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    beta: float = Field(default=0.1, gt=0)
+    label_smoothing: float = Field(default=0.0, ge=0, lt=0.5)
+    pairing: str = "intra_source"
+    reference: Literal["target", "fused"] = "target"
+    fuse_rule: str = "mean"
+    clip: float = Field(default=1.0, ge=0)
+    lr: float | None = Field(default=None, gt=0)
+
+    @field_validator("pairing")
+    @classmethod
+    def _known_pairing(cls, v: str) -> str:
+        from profuser.advantage.pairing import get_pairing_rule
+
+        get_pairing_rule(v)  # a ValueError naming the registered rules
+        return v
+
+    @field_validator("fuse_rule")
+    @classmethod
+    def _known_fuse_rule(cls, v: str) -> str:
+        from profuser.train.preference_losses import get_fuse_rule
+
+        get_fuse_rule(v)
+        return v
 
 
 class Phase(BaseModel):
@@ -48,9 +85,23 @@ class Phase(BaseModel):
     subset: Subset = "all"
     order: Order = "shuffle"
     sources: list[str] | None = None
+    # Set: a preference phase (w1 = w2 = 0), trained on pairs of the sources' answers.
+    preference: PreferenceOptions | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Phase:
+        if self.preference is not None:
+            if self.w1 or self.w2 or self.lam or self.beta:
+                raise ValueError(
+                    f"phase {self.name!r}: a preference phase trains its preference loss "
+                    "alone; set w1, w2, lam and beta to 0"
+                )
+            if self.subset != "all" or self.sources is not None:
+                raise ValueError(
+                    f"phase {self.name!r}: a preference phase uses every pair; leave subset "
+                    "and sources unset"
+                )
+            return self
         if self.w1 == 0 and self.w2 == 0:
             raise ValueError(
                 f"phase {self.name!r}: w1 and w2 are both 0, so it would train nothing"
@@ -106,7 +157,29 @@ def get_schedule(name: str) -> list[Phase]:
         raise UnknownScheduleError(
             f"unknown schedule {name!r}; choose one of {', '.join(sorted(SCHEDULES))}"
         ) from None
-    return factory()
+    return check_preference_last(factory())
+
+
+def check_preference_last(phases: list[Phase]) -> list[Phase]:
+    """``phases``, where at most one is a preference phase and it is the last; a ValueError
+    naming the phase otherwise (fusion phases train first, then preferences)."""
+    for j, ph in enumerate(phases[:-1]):
+        if ph.preference is not None:
+            raise ValueError(
+                f"phase {ph.name!r}: a preference phase must be the schedule's last phase "
+                f"(it is {j + 1} of {len(phases)})"
+            )
+    return phases
+
+
+def fusion_phases(phases: Sequence[Phase]) -> list[Phase]:
+    """The phases trained by the fusion loop (every phase but a preference phase)."""
+    return [p for p in phases if p.preference is None]
+
+
+def preference_phase(phases: Sequence[Phase]) -> Phase | None:
+    """The schedule's preference phase (its last phase), or None."""
+    return phases[-1] if phases and phases[-1].preference is not None else None
 
 
 def resolve_schedule(spec: str | Sequence[Phase | Mapping]) -> list[Phase]:
@@ -116,7 +189,7 @@ def resolve_schedule(spec: str | Sequence[Phase | Mapping]) -> list[Phase]:
     phases = [p if isinstance(p, Phase) else Phase.model_validate(p) for p in spec]
     if not phases:
         raise ValueError("a schedule needs at least one phase")
-    return phases
+    return check_preference_last(phases)
 
 
 def with_sources(phases: Sequence[Phase], sources: Sequence[str]) -> list[Phase]:
@@ -197,6 +270,41 @@ def _gtlen_fuse() -> list[Phase]:
 @register_schedule("rmscore_fuse")
 def _rmscore_fuse() -> list[Phase]:
     return _curriculum("rm_score")
+
+
+# Implicit fusion (issue 19): SFT on the voted answers, then preferences over the sources'
+# answers. FuseChat-3.0's recipe pairs the best and worst answer of one source; InfiFPO's
+# replaces DPO's reference by the sources' fused log-probabilities. Both spend ProFuser's budget
+# of three epochs: two of SFT, one over the pairs.
+def _voted_sft() -> Phase:
+    return Phase(name="sft_voted", epochs=2, w1=1.0, w2=0.0, lam=0.0, beta=0.0)
+
+
+def _preference(reference: str = "target") -> Phase:
+    return Phase(
+        name="preference",
+        epochs=1,
+        w1=0.0,
+        w2=0.0,
+        lam=0.0,
+        beta=0.0,
+        preference=PreferenceOptions(reference=reference),
+    )
+
+
+@register_schedule("implicit")
+def _implicit() -> list[Phase]:
+    return [_voted_sft(), _preference()]
+
+
+@register_schedule("profuser_po")
+def _profuser_po() -> list[Phase]:
+    return [*_profuser(), _preference()]
+
+
+@register_schedule("infifpo")
+def _infifpo() -> list[Phase]:
+    return [_voted_sft(), _preference("fused")]
 
 
 # ---------------------------------------------------------------------------------------------

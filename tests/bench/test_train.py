@@ -20,6 +20,10 @@ KEYS = (
     "train.lora_mem_ratio_vs_full",
     "train.full_train_peak_mb",
     "train.lora_train_peak_mb",
+    "train.preference_step_ratio_vs_sft",
+    "train.preference_mem_ratio_vs_sft",
+    "train.preference_step_ms",
+    "train.preference_peak_mb",
 )
 
 

@@ -45,6 +45,7 @@ def test_plan_quick_and_full() -> None:
         "sources-FuseMPT-seed-0",
         "sources-FuseLlama-seed-0",
         "lora-seed-0",
+        "implicit-seed-0",
     }
     lora = [r[2] for r in f.runs if r[0] == "train:lora"][0]
     assert any(o.startswith("train.lora=") for o in lora) and "variants=[]" in lora
@@ -55,7 +56,10 @@ def test_plan_quick_and_full() -> None:
         "seed=0",
         "seed=2",
     ]
-    assert len([r for r in every.runs if r[0] != "main"]) == 10
+    assert len([r for r in every.runs if r[0] != "main"]) == 12
+    implicit = [r[2] for r in f.runs if r[0] == "implicit"][0]
+    assert "advantage.sampling.n=2" in implicit
+    assert "variants=[implicit, profuser_po, infifpo]" in implicit
     # the selection study joins where the plan is given its budget of rows
     sel = plan(Path("o"), False, [0, 1, 2], [], select_rows=1200)
     arms = {r[0]: r[2] for r in sel.runs if r[0].startswith("select:")}

@@ -6,7 +6,8 @@ import datasets
 import pytest
 
 from profuser.config import load_config
-from profuser.demo.runs import _figures, aggregate
+from profuser.demo.markdown import summary_figures
+from profuser.demo.runs import aggregate
 from profuser.io import atomic_write_json, read_json
 from profuser.io.shards import write_rows
 from profuser.pipeline import StageContext, load_stages
@@ -132,7 +133,7 @@ def test_demo_figures_from_fixture(tmp_path: Path) -> None:
             "sources:FuseMPT": [res(0.42)],
         }
     )
-    _figures(s, tmp_path)
+    summary_figures(s, tmp_path)
     assert (tmp_path / "fig3_selection_rules.png").stat().st_size > 1000
     assert (tmp_path / "fig4_num_sources.png").stat().st_size > 1000
 
