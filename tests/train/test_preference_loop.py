@@ -85,3 +85,15 @@ def test_resume_and_accumulation_give_the_same_weights(mini_world: Path, tmp_pat
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
     assert len(_log(cut)) == len(_log(tmp_path / "f")) == full.steps == 4
+
+
+def test_a_preference_phase_trains_lora_adapters(mini_world: Path, tmp_path: Path) -> None:
+    from profuser.config import LoraOptions
+
+    pex, tok, src = _pairs(mini_world, 4)
+    cfg = _cfg(lora=LoraOptions(rank=4, alpha=8))
+    res = train_preference(load_causal_lm(src), tok, pex, PHASE, cfg, tmp_path / "l", seed=0)
+    assert (res.final_dir / "adapter").is_dir()
+    merged = load_file(str(res.final_dir / "model.safetensors"))
+    start = load_file(str(Path(src) / "model.safetensors"))
+    assert any(not torch.equal(merged[k], start[k]) for k in start if k in merged)
