@@ -62,17 +62,31 @@ def length_figure(lengths: dict[str, dict], path: Path) -> None:
 
 
 def loss_figure(logs: dict[str, Path], path: Path) -> None:
-    """Training loss (sum of the weighted-in components) per step, one line per variant."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    """Training loss per step, one line per variant: the SFT loss (both modes) of fusion
+    phases and, in a second panel where a variant has one, the DPO loss of its preference
+    phase."""
+    curves: dict[str, dict[str, tuple[list[int], list[float]]]] = {"sft": {}, "dpo": {}}
     for name, log in logs.items():
         with log.open() as f:
             rows = list(csv.DictReader(f))
+        if not rows:
+            continue
         steps = [int(r["step"]) for r in rows]
-        sft = [float(r["sft_train"]) + float(r["sft_infer"]) for r in rows]
-        ax.plot(steps, sft, label=name)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("SFT loss (both modes)")
-    ax.legend(fontsize=7)
+        if "sft_train" in rows[0]:
+            sft = [float(r["sft_train"]) + float(r["sft_infer"]) for r in rows]
+            curves["sft"][name] = (steps, sft)
+        elif "dpo" in rows[0]:
+            curves["dpo"][name] = (steps, [float(r["dpo"]) for r in rows])
+    panels = [k for k in ("sft", "dpo") if curves[k]]
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(6 * max(len(panels), 1), 3.5))
+    axes = axes if len(panels) > 1 else [axes]
+    labels = {"sft": "SFT loss (both modes)", "dpo": "DPO loss (preference phase)"}
+    for ax, kind in zip(axes, panels, strict=False):
+        for name, (steps, vals) in curves[kind].items():
+            ax.plot(steps, vals, label=name)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel(labels[kind])
+        ax.legend(fontsize=7)
     _save(fig, path)
 
 

@@ -161,7 +161,12 @@ def run(ctx: StageContext) -> dict:
     if transfer.get("tasks"):
         figures.transfer_figure(transfer, ctx.path(REPORT_FILES, file="fig_transfer.png"))
         figs.append("fig_transfer.png")
-    logs = {p.parent.name: p for p in sorted(ctx.path(TRAINED, variant="").glob("*/log.csv"))}
+    trained = ctx.path(TRAINED, variant="")
+    logs = {p.parent.name: p for p in sorted(trained.glob("*/log.csv"))}
+    # a schedule ending in a preference phase logs its fusion phases apart
+    logs.update(
+        {f"{p.parent.parent.name} (fusion)": p for p in sorted(trained.glob("*/fusion/log.csv"))}
+    )
     if logs:
         figures.loss_figure(logs, ctx.path(REPORT_FILES, file="train_loss.png"))
         figs.append("train_loss.png")

@@ -67,7 +67,7 @@ def test_pairs_reference_log_probs_and_preference_variants(
     # the target's starting model is vicuna-like: the same model, the same values
     assert row["target/chosen"] == pytest.approx(row["vicuna-like/chosen"], abs=1e-4)
 
-    _run(cfg, out, ("train",), *overrides)
+    _run(cfg, out, ("train", "eval", "report"), *overrides)
     variants = read_json(out / "train" / "manifest.json")["summary"]["variants"]
     assert set(variants) == {"profuser", "implicit", "infifpo"}
     for name in ("implicit", "infifpo"):
@@ -76,6 +76,9 @@ def test_pairs_reference_log_probs_and_preference_variants(
         header = (out / "train" / name / "log.csv").read_text().splitlines()[0]
         assert header == "step,phase,lr,seconds,dpo,margin,accuracy"
         assert variants[name]["steps"] >= 1 and math.isfinite(variants[name]["dpo"])
+    results = read_json(out / "report" / "results.json")
+    assert {"variant-implicit", "variant-infifpo"} <= set(results["transfer"]["variants"])
+    assert (out / "report" / "train_loss.png").stat().st_size > 1000
 
 
 def test_a_preference_variant_without_enough_samples_is_refused(
