@@ -160,6 +160,9 @@ class TrainConfig(_Strict):
     epoch_scale: float = Field(default=1.0, gt=0.0)
     # Low-rank adapters instead of full fine-tuning (every schedule); None trains all weights.
     lora: LoraOptions | None = None
+    # A preference phase's learning rate where the phase names none (None: `lr`); preference
+    # optimisation usually wants a smaller one than fine-tuning.
+    preference_lr: float | None = Field(default=None, gt=0.0)
 
 
 class EvalConfig(_Strict):

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 load_config(args.config, [*DEV, f"seed={seed}", *overrides])
             )
             started = time.time()
-            for stage_name in (*UPSTREAM, "train"):
+            for stage_name in (*UPSTREAM, "pairs", "logprobs", "train"):
                 run_pipeline(acfg, arm_dir, only=stage_name)
             trained = time.time() - started
             tgt = target_source(acfg)

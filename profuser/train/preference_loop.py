@@ -5,7 +5,8 @@ loop's, `profuser.train.order.step_examples`), splits them over processes and mi
 runs the target on each pair's chosen and rejected response, and takes the DPO loss
 (`profuser.train.preference_losses.dpo_loss`) against the reference log-probs stored with
 the pairs, weighted so the accumulated gradient is that of the window's mean over pairs.
-It has its own optimizer and learning-rate schedule (the phase's ``lr``, else ``train.lr``),
+It has its own optimizer and learning-rate schedule (the phase's ``lr``, else
+``train.preference_lr``, else ``train.lr``),
 checkpoints like the fusion loop and resumes from its last checkpoint.
 """
 
@@ -84,7 +85,7 @@ def train_preference(
             model.enable_input_require_grads()
         model = wrap_lora(model, cfg.lora, seed)
     model.train()
-    lr_cfg = cfg.model_copy(update={"lr": opts.lr or cfg.lr})
+    lr_cfg = cfg.model_copy(update={"lr": opts.lr or cfg.preference_lr or cfg.lr})
     opt = make_optimizer(model, lr_cfg)
     sched = get_scheduler(
         cfg.lr_scheduler if cfg.lr_scheduler != "constant" else "constant_with_warmup",

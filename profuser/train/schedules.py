@@ -33,7 +33,7 @@ class PreferenceOptions(BaseModel):
     sampled answers (`profuser.advantage.pairing`); ``reference``: ``target`` (the target's
     starting model: standard DPO) or ``fused`` (the sources' log-probs combined by
     ``fuse_rule`` and clipped at the target's + ``clip``: InfiFPO's reference); ``lr``: this
-    phase's learning rate (None: ``train.lr``).
+    phase's learning rate (None: ``train.preference_lr``, else ``train.lr``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
