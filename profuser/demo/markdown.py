@@ -56,12 +56,13 @@ def summary_markdown(summary: dict, quick: bool) -> str:
         f"# Tiny-world demo ({'quick' if quick else 'full'}): mean ± std over {main.get('seeds', 0)} seed(s)",
         "",
     ]
-    lines += [
-        "## Table 1 shape: sources, variants and merges",
-        "",
-        _table(main.get("models", [])),
-        "",
-    ]
+    if main.get("models"):  # a demo run with --only may leave out the main runs
+        lines += [
+            "## Table 1 shape: sources, variants and merges",
+            "",
+            _table(main["models"]),
+            "",
+        ]
     rules = {k: v for k, v in summary.items() if k.startswith("rule:")}
     if rules:
         lines += ["## Figure 3: inference-mode selection rule (ProFuser average)", ""]

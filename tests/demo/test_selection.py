@@ -81,3 +81,4 @@ def test_the_summary_shows_the_study_and_draws_its_figures(tmp_path: Path) -> No
     assert (tmp_path / "fig_select_takeover.png").is_file()
     assert summary["selection"]["select:advantage_gap"]["rows"] == 20
     assert "Advantage-aware" not in summary_markdown(aggregate({"main": []}), quick=True)
+    assert "Table 1 shape" not in md  # --only select: no main run, no empty table
