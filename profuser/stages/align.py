@@ -178,7 +178,8 @@ def _add(writer, example_id: str, src: str, rec, alignment, al: TokenAligner, po
 
 @stage(
     "align",
-    version=2,  # end-of-turn tokens map to the target's; per-example mass counts
+    version=3,  # 2: end-of-turn tokens map to the target's, per-example mass counts; 3: a
+    # marker merged with the text's whitespace ("▁\n") is aligned
     reads=(
         "advantage.unaligned",
         "advantage.logprob_format",

@@ -1,7 +1,9 @@
 """Stage `logprobs`: reference log-probabilities of the preference pairs, computed once.
 
 For each pairing rule's pairs (``pairs/<rule>.parquet``): the target's starting model's
-sequence log-probability of the chosen and the rejected response (standard DPO's reference),
+sequence log-probability of the chosen and the rejected response (standard DPO's reference
+where the preference phase comes first; after fusion phases the train stage takes it from
+the model those phases made, `profuser.stages.train`),
 and, where a preference phase uses the fused reference, every source's, each in its own
 tokenizer and chat template (`profuser.train.preference_data.response_logprobs`). Training
 then holds no second model. Each model's values are kept as they finish
@@ -73,7 +75,12 @@ def run(ctx: StageContext) -> dict:
                 for side in ("chosen", "rejected")
             ]
             vals = response_logprobs(
-                model, tok, items, cfg.train.max_length, cfg.advantage.batch_tokens
+                model,
+                tok,
+                items,
+                cfg.train.max_length,
+                cfg.advantage.batch_tokens,
+                cut_is_nan=name != "target",
             )
             forwards += len(items)
             write_rows(

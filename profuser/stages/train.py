@@ -19,7 +19,7 @@ import shutil
 
 from profuser.errors import UserError
 from profuser.io import atomic_write_json, read_json
-from profuser.io.shards import read_rows_file
+from profuser.io.shards import read_rows_file, write_rows
 from profuser.models.loading import load_causal_lm, load_tokenizer
 from profuser.pipeline import StageContext, stage
 from profuser.stages.common import read_data, target_source
@@ -37,7 +37,7 @@ from profuser.teacher.storage import DistributionReader
 from profuser.train.examples import FusionExample, make_sequence
 from profuser.train.loop import train_fusion
 from profuser.train.order import phase_pool
-from profuser.train.preference_data import pair_examples
+from profuser.train.preference_data import pair_examples, response_logprobs
 from profuser.train.preference_loop import train_preference
 from profuser.train.schedules import Phase, fusion_phases, preference_phase, resolve_schedule
 
@@ -221,9 +221,36 @@ def _train_with_preference(ctx: StageContext, tok, examples, phases: list[Phase]
     pairs = read_rows_file(ctx.path(PAIRS, rule=opts.pairing))
     logps = {r["id"]: r for r in read_rows_file(ctx.path(PAIR_LOGPROBS, rule=opts.pairing))}
     names = [s.name for s in cfg.sources]
-    pex = pair_examples(tok, pairs, logps, names, opts.reference, opts.fuse_rule, opts.clip)
     model = load_causal_lm(start, cfg.train.dtype, trust_remote_code=tgt.trust_remote_code)
+    if fusion:
+        logps = _phase_start_reference(model, tok, pairs, logps, out, cfg.train)
+    pex = pair_examples(tok, pairs, logps, names, opts.reference, opts.fuse_rule, opts.clip)
     return train_preference(model, tok, pex, pref, cfg.train, out, seed=cfg.seed)
+
+
+def _phase_start_reference(model, tok, pairs, logps: dict, out, train_cfg) -> dict:
+    """DPO's reference is the model the preference phase starts from: after fusion phases,
+    that model's log-probs of each pair stand for the target's (the reference, and the fused
+    reference's clip anchor). Computed once, before training, into
+    ``<variant>/reference.parquet`` (kept for a resumed run), so no second model is held."""
+    path = out / "reference.parquet"
+    if not path.is_file():
+        items = [
+            (p["system"], p["instruction"], p[s]) for p in pairs for s in ("chosen", "rejected")
+        ]
+        batch_tokens = train_cfg.micro_batch * train_cfg.max_length
+        vals = response_logprobs(model, tok, items, train_cfg.max_length, batch_tokens)
+        out.mkdir(parents=True, exist_ok=True)
+        rows = [
+            {"id": p["id"], "chosen": vals[2 * i], "rejected": vals[2 * i + 1]}
+            for i, p in enumerate(pairs)
+        ]
+        write_rows(path, rows)
+    ref = {r["id"]: r for r in read_rows_file(path)}
+    return {
+        i: {**row, "target/chosen": ref[i]["chosen"], "target/rejected": ref[i]["rejected"]}
+        for i, row in logps.items()
+    }
 
 
 def run_merges(ctx: StageContext) -> list[str]:

@@ -34,9 +34,14 @@ def response_logprobs(
     items: Sequence[tuple[str, str, str]],
     max_length: int,
     batch_tokens: int,
+    cut_is_nan: bool = False,
 ) -> list[float]:
     """``model``'s sequence log-probability of each (system, instruction, response), in
-    ``tok``'s chat format, batched by length (about ``batch_tokens`` tokens a batch)."""
+    ``tok``'s chat format, batched by length (about ``batch_tokens`` tokens a batch).
+
+    ``cut_is_nan``: NaN for a response that does not fit in ``max_length`` tokens with its
+    prompt (a source's value the fused reference then leaves out), instead of the log-prob
+    of its first part (what the trainer sees of the target's)."""
     seqs = [make_sequence(tok, s, q, a, None) for s, q, a in items]
     lengths = [
         min(len(q.prompt_ids) + len(q.answer_ids) + len(q.suffix_ids), max_length) for q in seqs
@@ -63,6 +68,10 @@ def response_logprobs(
                 out[i] = float(v)
             start = stop
     model.train(was_training)
+    if cut_is_nan:
+        for i, q in enumerate(seqs):
+            if len(q.prompt_ids) + len(q.answer_ids) + len(q.suffix_ids) > max_length:
+                out[i] = float("nan")
     return out
 
 

@@ -68,7 +68,7 @@ def sequence_logprobs(logits: Tensor, labels: Tensor) -> Tensor:
     logp = student_log_probs(logits)
     mask = labels != IGNORE_INDEX
     at = logp.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1)  # [B, L]
-    return (at * mask).sum(dim=-1)
+    return torch.where(mask, at, torch.zeros_like(at)).sum(dim=-1)  # no NaN from -inf * 0
 
 
 def fused_reference(source_logps: Tensor, target_logps: Tensor, rule: str, clip: float) -> Tensor:

@@ -31,8 +31,9 @@ class PreferenceOptions(BaseModel):
 
     ``pairing``: the registered rule that builds its (chosen, rejected) pairs from the sources'
     sampled answers (`profuser.advantage.pairing`); ``reference``: ``target`` (the target's
-    starting model: standard DPO) or ``fused`` (the sources' log-probs combined by
-    ``fuse_rule`` and clipped at the target's + ``clip``: InfiFPO's reference); ``lr``: this
+    model the phase starts from, the fusion phases' result where there are any: standard DPO)
+    or ``fused`` (the sources' log-probs combined by ``fuse_rule`` and clipped at that model's
+    + ``clip``: InfiFPO's reference); ``lr``: this
     phase's learning rate (None: ``train.preference_lr``, else ``train.lr``).
     """
 

@@ -76,6 +76,12 @@ def test_pairs_reference_log_probs_and_preference_variants(
         header = (out / "train" / name / "log.csv").read_text().splitlines()[0]
         assert header == "step,phase,lr,seconds,dpo,margin,accuracy"
         assert variants[name]["steps"] >= 1 and math.isfinite(variants[name]["dpo"])
+        # the reference is the model the preference phase starts from (after the SFT phase)
+        ref = {r["id"]: r for r in read_rows_file(out / "train" / name / "reference.parquet")}
+        assert ref.keys() == logps.keys()
+        assert any(abs(ref[i]["chosen"] - logps[i]["target/chosen"]) > 1e-3 for i in ref)
+    first = (out / "train" / "implicit" / "log.csv").read_text().splitlines()[1].split(",")
+    assert float(first[5]) == pytest.approx(0.0, abs=1e-2)  # margin at step 0: π = ρ
     results = read_json(out / "report" / "results.json")
     assert {"variant-implicit", "variant-infifpo"} <= set(results["transfer"]["variants"])
     assert (out / "report" / "train_loss.png").stat().st_size > 1000
