@@ -3,7 +3,9 @@
 For every pairing rule a preference phase of the run names (`profuser.advantage.pairing`),
 each row's candidates (every source's inference-mode answer and its ``advantage.sampling.n
 - 1`` extra samples), scored by the strongest reward model, give at most one
-(chosen, rejected) pair, written to ``pairs/<rule>.parquet``. The inference-mode answers'
+(chosen, rejected) pair, written to ``pairs/<rule>.parquet``. "Strongest" is the reward
+model the inference rule leans on (`profuser.stages.score.rule_column`: the one marked
+``strongest``, or the reference scorer under the ``reference`` rule). The inference-mode answers'
 scores come from the score stage; the extra samples are scored here, by that reward model
 alone, in resumable shards. Rows without a valid pair are dropped and counted; the summary
 counts pairs per chosen source and, where the rows carry a ``skill``, per skill. A run

@@ -97,10 +97,10 @@ class Phase(BaseModel):
                     f"phase {self.name!r}: a preference phase trains its preference loss "
                     "alone; set w1, w2, lam and beta to 0"
                 )
-            if self.subset != "all" or self.sources is not None:
+            if self.subset != "all" or self.sources is not None or self.order != "shuffle":
                 raise ValueError(
-                    f"phase {self.name!r}: a preference phase uses every pair; leave subset "
-                    "and sources unset"
+                    f"phase {self.name!r}: a preference phase uses every pair in a shuffled "
+                    "order; leave subset, order and sources unset"
                 )
             return self
         if self.w1 == 0 and self.w2 == 0:
