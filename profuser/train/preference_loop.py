@@ -132,7 +132,7 @@ def train_preference(
                 # this micro-batch's share of the window's mean; DDP averages over processes
                 share = len(chunk) / len(batch_idx)
                 accelerator.backward(res.loss * share * world)
-            sums["dpo"] += float(res.loss) * share * world
+            sums["dpo"] += float(res.loss.detach()) * share * world
             sums["margin"] += float(res.margins.mean()) * share * world
             sums["accuracy"] += float(res.accuracy) * share * world
         if cfg.max_grad_norm > 0:
