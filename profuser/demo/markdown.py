@@ -8,7 +8,7 @@ from pathlib import Path
 
 from profuser.demo.implicit import implicit_figure, implicit_markdown
 from profuser.demo.selection import selection_figures, selection_markdown
-from profuser.demo.summary import interval_text, transfer_summary_markdown
+from profuser.demo.summary import interval_text, study_average, transfer_summary_markdown
 
 # ProFuser through low-rank adapters (train.lora), against the main runs' full fine-tuning;
 # adapters learn at three times the full model's lr here (chosen on the dev split, README).
@@ -66,7 +66,7 @@ def summary_markdown(summary: dict, quick: bool) -> str:
     rules = {k: v for k, v in summary.items() if k.startswith("rule:")}
     if rules:
         lines += ["## Figure 3: inference-mode selection rule (ProFuser average)", ""]
-        lines.append(f"- rm_vote (the main runs): {_cell(_avg(main, 'profuser'), False)}")
+        lines.append(f"- rm_vote (the main runs): {_cell(study_average(main, 'profuser'), False)}")
         lines += [
             f"- {k.split(':', 1)[1]}{_study_cell(v, main)}; − rm_vote, paired "
             f"over items and seeds: {interval_text(v.get('vs_main'))}"
@@ -80,15 +80,15 @@ def summary_markdown(summary: dict, quick: bool) -> str:
             f"paired over items and seeds: {interval_text(v.get('vs_main'))}"
             for k, v in srcs.items()
         ]
-        lines.append(f"- all sources (ProFuser): {_cell(_avg(main, 'profuser'), False)}")
-        lines += [f"- CSFT (no fusion): {_cell(_avg(main, 'csft'), False)}", ""]
+        lines.append(f"- all sources (ProFuser): {_cell(study_average(main, 'profuser'), False)}")
+        lines += [f"- CSFT (no fusion): {_cell(study_average(main, 'csft'), False)}", ""]
     lora = summary.get("train:lora")
     if lora:
         lines += ["## LoRA fusion (average)", ""]
         lines += [
             f"- ProFuser through LoRA adapters ({', '.join(LORA_STUDY)}){_study_cell(lora, main)}; "
             f"− full fine-tuning, paired over items and seeds: {interval_text(lora.get('vs_main'))}",
-            f"- ProFuser, full fine-tuning: {_cell(_avg(main, 'profuser'), False)}",
+            f"- ProFuser, full fine-tuning: {_cell(study_average(main, 'profuser'), False)}",
             "",
         ]
     lines += selection_markdown(summary)
@@ -101,7 +101,7 @@ def _study_cell(study: dict, main: dict) -> str:
     """``: 78.8 ± 1.0`` where a study ran for every main seed; where it ran for fewer, its
     seeds and the main runs' ProFuser on those same seeds
     (``: 80.3 (seed 0; the main run's ProFuser there 77.3)``)."""
-    own = _avg(study, "profuser")
+    own = study_average(study, "profuser")
     paired = study.get("vs_main") or {}
     seeds, means = paired.get("seeds", []), paired.get("means") or {}
     if not seeds or len(seeds) >= main.get("seeds", 0) or means.get("main") is None:
@@ -113,21 +113,14 @@ def _study_cell(study: dict, main: dict) -> str:
     )
 
 
-def _avg(study: dict, name: str) -> tuple[float, float]:
-    for m in study.get("models", []):
-        if m["kind"] == "variant" and m["name"] == name:
-            return tuple(m["scores"].get("average", (math.nan, math.nan)))
-    return (math.nan, math.nan)
-
-
 def summary_figures(summary: dict, out: Path) -> None:
     """The demo's figures for the runs finished so far."""
     from profuser.report.figures import bar_figure
 
-    rules = {"rm_vote": _avg(summary.get("main", {}), "profuser")[0]}
+    rules = {"rm_vote": study_average(summary.get("main", {}), "profuser")[0]}
     rules.update(
         {
-            k.split(":", 1)[1]: _avg(v, "profuser")[0]
+            k.split(":", 1)[1]: study_average(v, "profuser")[0]
             for k, v in summary.items()
             if k.startswith("rule:")
         }
@@ -135,12 +128,12 @@ def summary_figures(summary: dict, out: Path) -> None:
     if len(rules) > 1:
         bar_figure(rules, "ProFuser average", out / "fig3_selection_rules.png")
     srcs = {
-        k.split(":", 1)[1]: _avg(v, "profuser")[0]
+        k.split(":", 1)[1]: study_average(v, "profuser")[0]
         for k, v in summary.items()
         if k.startswith("sources:")
     }
     if srcs:
-        srcs["all"] = _avg(summary.get("main", {}), "profuser")[0]
+        srcs["all"] = study_average(summary.get("main", {}), "profuser")[0]
         bar_figure(srcs, "ProFuser average", out / "fig4_num_sources.png")
     selection_figures(summary, out)
     implicit_figure(summary.get("implicit_vs_explicit"), out / "fig_implicit_vs_explicit.png")

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from profuser.demo.summary import interval_text, mean_std, study_intervals
+from profuser.demo.summary import interval_text, mean_std, study_average, study_intervals
 from profuser.io import read_json
 from profuser.world.pool import POOL_FILE
 
@@ -101,7 +101,7 @@ def selection_markdown(summary: dict) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for label, arm in arms.items():
-        avg = _avg(summary.get(label, {}))
+        avg = study_average(summary.get(label, {}))
         per_step = arm["takeover_per_step"]
         lines.append(
             f"| {label[len(PREFIX) :]} | {_pct(avg)} | {_pct(arm['median_takeover'])} "
@@ -120,7 +120,7 @@ def selection_figures(summary: dict, out: Path) -> None:
     if len(arms) < 2:
         return
     names = [label[len(PREFIX) :] for label in arms]
-    averages = [100 * _avg(summary.get(label, {}))[0] for label in arms]
+    averages = [100 * study_average(summary.get(label, {}))[0] for label in arms]
     takeovers = [100 * a["median_takeover"][0] for a in arms.values()]
     bar_figure(
         dict(zip(names, averages, strict=True)), "ProFuser average", out / "fig_select_average.png"
@@ -130,13 +130,6 @@ def selection_figures(summary: dict, out: Path) -> None:
         "median takeover (%)",
         out / "fig_select_takeover.png",
     )
-
-
-def _avg(study: dict) -> tuple[float, float]:
-    for m in study.get("models", []):
-        if m["kind"] == "variant" and m["name"] == "profuser":
-            return tuple(m["scores"].get("average", (math.nan, math.nan)))
-    return (math.nan, math.nan)
 
 
 def _pct(ms: Any) -> str:

@@ -162,6 +162,15 @@ def study_intervals(
     return {"seeds": seeds, "level": level, "means": means, **_paired(a, b, resamples, level, seed)}
 
 
+def study_average(study: Mapping[str, Any], name: str = "profuser") -> tuple[float, float]:
+    """A variant's ``(mean, std)`` average in one label of `profuser.demo.runs.aggregate`'s
+    result (NaN where the label has no such variant)."""
+    for m in study.get("models", []):
+        if m["kind"] == "variant" and m["name"] == name:
+            return tuple(m["scores"].get("average", (math.nan, math.nan)))
+    return (math.nan, math.nan)
+
+
 def interval_text(d: Mapping[str, Any] | None) -> str:
     """``+1.23 [+0.45, +2.01]: held`` (points) for a :func:`study_intervals` result."""
     if not d:

@@ -25,7 +25,7 @@ from profuser.pipeline import StageContext, stage
 from profuser.reward import load_reward_model
 from profuser.stages.common import read_data
 from profuser.stages.contracts import ANSWERS, FUSION_ROWS, PAIRS, SAMPLE_SCORES, SAMPLES, SCORES
-from profuser.stages.score import rule_column
+from profuser.stages.score import rule_column, score_answers
 from profuser.train.schedules import preference_phase, resolve_schedule
 
 log = logging.getLogger("profuser")
@@ -54,18 +54,8 @@ def _sample_scores(ctx: StageContext, rows: list[dict], names: list[str]) -> boo
             def work(chunk, answers=answers) -> list[dict]:
                 nonlocal rm
                 rm = rm or load_reward_model(rm_cfg)
-                keep = [r for r in chunk if not answers[r["id"]]["empty"]]
-                vals = (
-                    rm.score(
-                        [(r["system"] or None, r["instruction"]) for r in keep],
-                        [answers[r["id"]]["answer"] for r in keep],
-                        keep,
-                    )
-                    if keep
-                    else []
-                )
-                got = {r["id"]: float(v) for r, v in zip(keep, vals, strict=True)}
-                return [{"id": r["id"], "score": got.get(r["id"], math.nan)} for r in chunk]
+                scores = score_answers(rm, [(r, answers[r["id"]]) for r in chunk])
+                return [{"id": r["id"], "score": v} for r, v in zip(chunk, scores, strict=True)]
 
             done &= run_shards(
                 ctx.path(SAMPLE_SCORES, source=name, k=str(k)),

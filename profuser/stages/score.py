@@ -37,6 +37,23 @@ def rule_column(cfg) -> int:
     return next((i for i, r in enumerate(rms) if r.strongest), 0)
 
 
+def score_answers(rm, items: list[tuple[dict, dict]]) -> list[float]:
+    """``rm``'s score of each (data row, answer row) pair, NaN for an empty answer (never
+    scored); the non-empty ones go to the reward model in one call."""
+    keep = [(r, a) for r, a in items if not a["empty"]]
+    vals = (
+        rm.score(
+            [(r["system"] or None, r["instruction"]) for r, _ in keep],
+            [a["answer"] for _, a in keep],
+            [r for r, _ in keep],
+        )
+        if keep
+        else []
+    )
+    scored = iter([float(v) for v in vals])
+    return [float("nan") if a["empty"] else next(scored) for _, a in items]
+
+
 @stage(
     "score",
     reads=(
@@ -65,20 +82,10 @@ def run(ctx: StageContext) -> dict:
         rm = load_reward_model(rm_cfg)
 
         def work(chunk, rm=rm) -> list[dict]:
-            keep = [(r, n) for r, n in chunk if not answers[n][r["id"]]["empty"]]
-            vals = (
-                rm.score(
-                    [(r["system"] or None, r["instruction"]) for r, _ in keep],
-                    [answers[n][r["id"]]["answer"] for r, n in keep],
-                    [r for r, _ in keep],
-                )
-                if keep
-                else np.zeros(0)
-            )
-            got = {(r["id"], n): float(v) for (r, n), v in zip(keep, vals, strict=True)}
+            scores = score_answers(rm, [(r, answers[n][r["id"]]) for r, n in chunk])
             return [
-                {"id": r["id"], "source": n, "score": got.get((r["id"], n), float("nan"))}
-                for r, n in chunk
+                {"id": r["id"], "source": n, "score": v}
+                for (r, n), v in zip(chunk, scores, strict=True)
             ]
 
         done &= run_shards(

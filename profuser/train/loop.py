@@ -141,7 +141,7 @@ def train_fusion(
         start = read_json(ckpt / "profuser_state.json")["step"]
         log.info("train: resuming at step %d of %d", start, clock.total_steps)
     log_path = out_dir / "log.csv"
-    rows = _read_log(log_path, start)
+    rows = read_log(log_path, start)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     board = _tensorboard(out_dir / "tensorboard") if accelerator.is_main_process else None
     last: dict[str, float] = {}
@@ -215,14 +215,14 @@ def train_fusion(
         if (step + 1) % cfg.checkpoint_every == 0 or at_phase_end:
             save_checkpoint(ckpt, accelerator, model, opt, sched, step + 1)
             if accelerator.is_main_process:
-                _write_log(log_path, rows)
+                write_log(log_path, rows)
     bar.close()
     if board is not None:
         board.close()
     final = out_dir / "final"
     done = stop_after is None or stop_after >= clock.total_steps
     if accelerator.is_main_process:
-        _write_log(log_path, rows)
+        write_log(log_path, rows)
         if done:
             tmp = out_dir / "final.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
@@ -292,16 +292,18 @@ def _keeps_logits(model) -> bool:
 FIELDS = ["step", "phase", "lr", "seconds", *COMPONENTS]
 
 
-def _read_log(path: Path, upto_step: int) -> list[dict]:
+def read_log(path: Path, upto_step: int) -> list[dict]:
+    """The rows of a training ``log.csv`` up to ``upto_step`` (a resumed run's history)."""
     if not path.is_file():
         return []
     with path.open() as f:
         return [r for r in csv.DictReader(f) if int(r["step"]) <= upto_step]
 
 
-def _write_log(path: Path, rows: list[dict]) -> None:
+def write_log(path: Path, rows: list[dict], fields: list[str] = FIELDS) -> None:
+    """A training ``log.csv`` with ``fields`` as its columns, written atomically."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=FIELDS)
+    w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()
     w.writerows(rows)
     atomic_write_bytes(path, buf.getvalue().encode())

@@ -12,8 +12,6 @@ checkpoints like the fusion loop and resumes from its last checkpoint.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import shutil
 import time
@@ -26,10 +24,10 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from profuser.config import TrainConfig
-from profuser.io import atomic_write_bytes, read_json
+from profuser.io import read_json
 from profuser.train.determinism import reproducible_attention
 from profuser.train.examples import collate
-from profuser.train.loop import TrainResult, make_optimizer, save_checkpoint
+from profuser.train.loop import TrainResult, make_optimizer, read_log, save_checkpoint, write_log
 from profuser.train.lora import save_final, wrap_lora
 from profuser.train.order import step_examples, steps_per_epoch
 from profuser.train.preference_data import PairExample
@@ -100,7 +98,7 @@ def train_preference(
         accelerator.load_state(str(ckpt))
         start = read_json(ckpt / "profuser_state.json")["step"]
     log_path = out_dir / "log.csv"
-    rows = _read_log(log_path, start)
+    rows = read_log(log_path, start)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     dev = accelerator.device
     pool = list(range(len(pairs)))
@@ -154,12 +152,12 @@ def train_preference(
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == total:
             save_checkpoint(ckpt, accelerator, model, opt, sched, step + 1)
             if accelerator.is_main_process:
-                _write_log(log_path, rows)
+                write_log(log_path, rows, LOG_FIELDS)
     bar.close()
     final = out_dir / "final"
     done = stop_after is None or stop_after >= total
     if accelerator.is_main_process:
-        _write_log(log_path, rows)
+        write_log(log_path, rows, LOG_FIELDS)
         if done:
             tmp = out_dir / "final.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
@@ -169,18 +167,3 @@ def train_preference(
             tmp.rename(final)
     accelerator.wait_for_everyone()
     return TrainResult(total if done else min(stop_after or 0, total), final, last)
-
-
-def _read_log(path: Path, upto_step: int) -> list[dict]:
-    if not path.is_file():
-        return []
-    with path.open() as f:
-        return [r for r in csv.DictReader(f) if int(r["step"]) <= upto_step]
-
-
-def _write_log(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS)
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_bytes(path, buf.getvalue().encode())
