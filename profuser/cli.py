@@ -40,6 +40,17 @@ def _parse_shard(text: str | None) -> tuple[int, int]:
     return (i, n)
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse prints the one-line error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return value
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from profuser.config import load_config
     from profuser.config_checks import check_config
@@ -159,6 +170,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         study_seeds=args.study_seeds,
         only=args.only,
+        jobs=args.jobs,
     )
     first = out / f"seed-{(args.seeds or [0])[0]}"
     if first.is_dir():
@@ -273,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN",
         help="run only these of the demo's runs: a family (main, rule, sources, train, select) "
         "or a label (select:advantage_gap); the summary covers what has run",
+    )
+    d.add_argument(
+        "--jobs",
+        type=_positive_int,
+        help="runs at once, each in its own process with the cores shared out (default: 2 for "
+        "the full demo on 2 or more cores, else 1); figures depend on the threads a run gets",
     )
     d.set_defaults(fn=cmd_demo)
 

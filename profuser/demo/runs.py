@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import shutil
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -31,6 +32,7 @@ from profuser.demo.implicit import (
     implicit_comparison,
     implicit_overrides,
 )
+from profuser.demo.jobs import default_jobs, run_all
 from profuser.demo.markdown import LORA_STUDY, summary_figures, summary_markdown
 from profuser.demo.selection import PREFIX as SELECT_PREFIX
 from profuser.demo.selection import (
@@ -176,6 +178,7 @@ def run_demo(
     seeds: list[int] | None = None,
     study_seeds: list[int] | None = None,
     only: list[str] | None = None,
+    jobs: int | None = None,
 ) -> dict:
     """Run every planned pipeline and write ``summary.json`` / ``summary.md`` under ``out``.
 
@@ -185,23 +188,48 @@ def run_demo(
     ``seeds``: the run seeds (default: 0 for the quick demo, 0, 1 and 2 for the full one).
     ``study_seeds``: the seeds the full demo's studies run for (default: the first run seed);
     each must be a run seed, since a study is paired with its seed's main run.
+    ``jobs``: how many runs at once, each in its own process (`profuser.demo.jobs`; default
+    two for the full demo where there are two cores, one for the quick demo).
     """
     seeds = demo_seeds(quick, seeds, study_seeds)
     extra = [*extra, *_skip_unavailable(cfg_path, quick, extra)]
+    select_rows = None if quick else _fusion_rows(cfg_path, extra)
+    runs = only_runs(plan(out, quick, seeds, extra, study_seeds, select_rows).runs, only)
+    finished: dict[int, tuple[int, str]] = {}  # plan index -> (seed, target) of finished runs
+    summary: dict = {}
+
+    def collect(index: int, seed_target: tuple[int, str]) -> None:
+        nonlocal summary
+        finished[index] = seed_target
+        # Rebuilt in plan order after every run, so a long demo shows its tables as they
+        # fill in, and the same runs give the same summary whichever finished first.
+        summary = _summarise(out, [(runs[i], finished[i]) for i in sorted(finished)], quick)
+
+    jobs = default_jobs(quick) if jobs is None else jobs
+    run_all(runs, partial(run_planned, cfg_path, out, force), jobs, collect)
+    return summary
+
+
+def run_planned(cfg_path: Path, out: Path, force: bool, spec: tuple) -> tuple[int, str]:
+    """One planned run ``(label, dir, overrides, keep)``, its upstream stages taken from its
+    seed's main run where they match; returns the run's seed and target."""
+    label, run_dir, overrides, keep = spec
+    cfg, _ = materialize_world(_config(cfg_path, overrides, keep))
+    log.info("demo: %s (seed %d) -> %s", label, cfg.seed, run_dir)
+    if label != "main":
+        share_upstream(out / f"seed-{cfg.seed}", run_dir, cfg)
+    run_pipeline(cfg, run_dir, force=force)
+    return cfg.seed, cfg.target
+
+
+def _summarise(out: Path, done: list[tuple[tuple, tuple[int, str]]], quick: bool) -> dict:
+    """`write_summary` over the finished runs ``(spec, (seed, target))``, in plan order."""
     results: dict[str, list[dict]] = {}
     main_records: list[list[dict]] = []  # each main seed's eval records, for pooled intervals
     implicit_records: list[list[dict]] = []  # each implicit-study seed's eval records
     profuser: dict[str, dict[int, dict]] = {}  # label -> seed -> ProFuser's eval record
     target = None
-    summary: dict = {}
-    select_rows = None if quick else _fusion_rows(cfg_path, extra)
-    runs = only_runs(plan(out, quick, seeds, extra, study_seeds, select_rows).runs, only)
-    for label, run_dir, overrides, keep in runs:
-        cfg, _ = materialize_world(_config(cfg_path, overrides, keep))
-        log.info("demo: %s (seed %d) -> %s", label, cfg.seed, run_dir)
-        if label != "main":
-            share_upstream(out / f"seed-{cfg.seed}", run_dir, cfg)
-        run_pipeline(cfg, run_dir, force=force)
+    for (label, run_dir, _, _), (seed, run_target) in done:
         res = read_json(run_dir / "report" / "results.json") or {}
         if label.startswith(SELECT_PREFIX):
             res["selection"] = selection_facts(run_dir)
@@ -209,17 +237,13 @@ def run_demo(
         records = load_eval_records(run_dir)
         for rec in records:
             if rec["kind"] == "variant" and rec["name"] == "profuser":
-                profuser.setdefault(label, {})[cfg.seed] = rec
+                profuser.setdefault(label, {})[seed] = rec
         if label == "main":
             main_records.append(records)
-            target = cfg.target
+            target = run_target
         if label == IMPLICIT_LABEL:
             implicit_records.append(records)
-        # Written after every run, so a long demo shows its tables as they fill in.
-        summary = write_summary(
-            out, results, main_records, target, quick, profuser, implicit_records
-        )
-    return summary
+    return write_summary(out, results, main_records, target, quick, profuser, implicit_records)
 
 
 def write_summary(

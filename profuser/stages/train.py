@@ -207,15 +207,29 @@ def _train_with_preference(ctx: StageContext, tok, examples, phases: list[Phase]
     fusion = fusion_phases(phases)
     if fusion:
         fdir = out / "fusion"
-        if not (fdir / "final" / "config.json").is_file():
-            model = load_causal_lm(
-                tgt.path, cfg.train.dtype, trust_remote_code=tgt.trust_remote_code
-            )
-            train_fusion(
-                model, tok, examples, fusion, cfg.train, fdir, seed=cfg.seed, k=cfg.advantage.top_k
-            )
-            del model
-        start = str(fdir / "final")
+        key = variant_key(ctx, fusion)
+        same = _trained_with_key(ctx, key)
+        if same is not None:
+            log.info("train: fusion phases as %s trained them; starting from there", same.parent)
+            start = str(same)
+        else:
+            if not (fdir / "final" / "config.json").is_file():
+                model = load_causal_lm(
+                    tgt.path, cfg.train.dtype, trust_remote_code=tgt.trust_remote_code
+                )
+                train_fusion(
+                    model,
+                    tok,
+                    examples,
+                    fusion,
+                    cfg.train,
+                    fdir,
+                    seed=cfg.seed,
+                    k=cfg.advantage.top_k,
+                )
+                del model
+                atomic_write_json(fdir / "variant.json", {"key": key})
+            start = str(fdir / "final")
     pref = preference_phase(phases)
     opts = pref.preference
     pairs = read_rows_file(ctx.path(PAIRS, rule=opts.pairing))
@@ -226,6 +240,18 @@ def _train_with_preference(ctx: StageContext, tok, examples, phases: list[Phase]
         logps = _phase_start_reference(model, tok, pairs, logps, out, cfg.train)
     pex = pair_examples(tok, pairs, logps, names, opts.reference, opts.fuse_rule, opts.clip)
     return train_preference(model, tok, pex, pref, cfg.train, out, seed=cfg.seed)
+
+
+def _trained_with_key(ctx: StageContext, key: str):
+    """A finished model of this stage trained under ``key``: a variant whose whole schedule,
+    or a preference variant whose fusion phases, are the phases ``key`` names, with the same
+    settings and data (training is reproducible, so it equals training them again)."""
+    root = ctx.path(TRAINED, variant="-").parent
+    for found in sorted(root.glob("*/variant.json")) + sorted(root.glob("*/fusion/variant.json")):
+        final = found.parent / "final"
+        if (read_json(found) or {}).get("key") == key and (final / "config.json").is_file():
+            return final
+    return None
 
 
 def _phase_start_reference(model, tok, pairs, logps: dict, out, train_cfg) -> dict:

@@ -31,7 +31,7 @@ def test_pairs_reference_log_probs_and_preference_variants(
     cfg = _config(mini_world, tmp_path)
     out = tmp_path / "run"
     overrides = (
-        "variants=[implicit, infifpo]",
+        "variants=[implicit, infifpo, profuser_po]",
         "advantage.sampling.n=2",
         "advantage.sampling.temperature=1.5",
         "reward_models=[{name: reference, kind: reference, strongest: true}]",
@@ -69,9 +69,18 @@ def test_pairs_reference_log_probs_and_preference_variants(
 
     _run(cfg, out, ("train", "eval", "report"), *overrides)
     variants = read_json(out / "train" / "manifest.json")["summary"]["variants"]
-    assert set(variants) == {"profuser", "implicit", "infifpo"}
-    for name in ("implicit", "infifpo"):
-        assert (out / "train" / name / "fusion" / "final" / "config.json").is_file()
+    assert set(variants) == {"profuser", "implicit", "infifpo", "profuser_po"}
+    # phases already trained in this stage are not trained again: infifpo starts from
+    # implicit's SFT phase, profuser_po from ProFuser
+    assert (out / "train" / "implicit" / "fusion" / "final" / "config.json").is_file()
+    assert not (out / "train" / "infifpo" / "fusion").exists()
+    assert not (out / "train" / "profuser_po" / "fusion").exists()
+    refs = {
+        n: read_rows_file(out / "train" / n / "reference.parquet")
+        for n in ("implicit", "infifpo", "profuser_po")
+    }
+    assert refs["infifpo"] == refs["implicit"] != refs["profuser_po"]
+    for name in ("implicit", "infifpo", "profuser_po"):
         assert (out / "train" / name / "final" / "config.json").is_file()
         header = (out / "train" / name / "log.csv").read_text().splitlines()[0]
         assert header == "step,phase,lr,seconds,dpo,margin,accuracy"
