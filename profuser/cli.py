@@ -283,8 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         nargs="+",
         metavar="RUN",
-        help="run only these of the demo's runs: a family (main, rule, sources, train, select) "
-        "or a label (select:advantage_gap); the summary covers what has run",
+        help="run only these of the demo's runs: a family (main, rule, sources, train, select, "
+        "implicit) or a label (select:advantage_gap); the summary also keeps the planned runs "
+        "already finished in --out",
     )
     d.add_argument(
         "--jobs",

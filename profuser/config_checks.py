@@ -156,6 +156,13 @@ def _preference_problems(ph: Phase, cfg: RunConfig) -> list[Problem]:
     if not cfg.reward_models:
         what = f"phase {ph.name!r} pairs the sources' answers by reward, which needs reward_models"
         out.append(Problem("reward_models", [], what))
+    for i, src in enumerate(cfg.sources):
+        if src.name == "target":  # the logprobs stage's columns are `<source>/...`, `target/...`
+            what = (
+                f"phase {ph.name!r} stores the target's reference log-probs under this name; "
+                "give the source another name"
+            )
+            out.append(Problem(f"sources.{i}.name", src.name, what))
     need = needs_samples(ph.preference.pairing)
     if cfg.advantage.sampling.n < need:
         what = (

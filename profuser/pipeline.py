@@ -56,6 +56,18 @@ class Stage:
     version: int = 1  # bump when the stage's output format changes
     inputs: tuple[Artifact, ...] = ()  # other stages' artifacts it reads
     outputs: tuple[Artifact, ...] = ()  # its own artifacts
+    # Reads the outputs depend on only through ``key_of(cfg)`` (e.g. the pairing rules of the
+    # schedules, not the schedules): fingerprinted as that value, so a change elsewhere in
+    # them does not redo the stage.
+    keyed: tuple[str, ...] = ()
+    key_of: Callable[[Any], Any] | None = None
+
+    def config_key(self, cfg: RunConfig) -> str:
+        """The hash of the config as this stage's outputs depend on it."""
+        plain = cfg.fingerprint(*(r for r in self.reads if r not in self.keyed))
+        if not self.keyed or self.key_of is None:
+            return plain
+        return json.dumps([plain, self.key_of(cfg)], sort_keys=True, default=str)
 
 
 @dataclass
@@ -111,9 +123,14 @@ def stage(
     version: int = 1,
     inputs: tuple[Artifact, ...] = (),
     outputs: tuple[Artifact, ...] = (),
+    keyed: tuple[str, ...] = (),
+    key_of: Callable[[Any], Any] | None = None,
 ) -> Callable:
     """Register ``fn`` as the pipeline stage ``name``, with the config fields it reads and
-    the artifacts it reads (``inputs``, other stages') and writes (``outputs``, its own)."""
+    the artifacts it reads (``inputs``, other stages') and writes (``outputs``, its own).
+    ``keyed``: reads whose effect on the outputs ``key_of(cfg)`` sums up (see `Stage`)."""
+    if set(keyed) - set(reads) or (keyed and key_of is None):
+        raise ValueError(f"stage {name!r}: keyed reads must be reads, with a key_of")
     if name not in STAGE_ORDER:
         raise ValueError(f"unknown stage {name!r}")
     for a in outputs:
@@ -121,7 +138,7 @@ def stage(
             raise ValueError(f"stage {name!r} declares another stage's artifact {a.pattern}")
 
     def wrap(fn: Callable[[StageContext], dict[str, Any]]) -> Callable:
-        STAGES[name] = Stage(name, fn, reads, upstream, version, inputs, outputs)
+        STAGES[name] = Stage(name, fn, reads, upstream, version, inputs, outputs, keyed, key_of)
         return fn
 
     return wrap
@@ -147,7 +164,7 @@ def fingerprints(cfg: RunConfig) -> dict[str, str]:
         if st is None:
             continue
         ups = [out.get(u, "absent") for u in st.upstream]
-        blob = json.dumps([name, st.version, cfg.fingerprint(*st.reads), ups])
+        blob = json.dumps([name, st.version, st.config_key(cfg), ups])
         out[name] = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return out
 

@@ -289,6 +289,12 @@ def test_preference_phases_are_checked_by_value(tmp_path: Path) -> None:
     assert problems(tmp_path, "variants=[implicit]", "advantage.sampling.n=2") == []
     found = problems(tmp_path, "variants=[infifpo]", "advantage.sampling.n=2", "reward_models=[]")
     assert fields(found) == ["reward_models"] and "needs reward_models" in found[0].what
+    # a source named `target` would collide with the target's reference columns
+    tree = base_tree(tmp_path)
+    tree["sources"][1]["name"] = "target"
+    assert problems(tmp_path, "advantage.sampling.n=2", tree=tree, files=False) == []
+    found = problems(tmp_path, "variants=[implicit]", "advantage.sampling.n=2", tree=tree)
+    assert fields(found) == ["sources.1.name"] and "give the source another name" in found[0].what
 
 
 @pytest.mark.parametrize(

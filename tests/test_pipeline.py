@@ -71,6 +71,23 @@ def test_fingerprints_chain_through_upstream(tmp_path: Path) -> None:
             assert fp != b[name], f"{name} must change when its upstream data changes"
 
 
+def test_the_pair_stages_see_the_schedules_only_through_their_preference_phases(
+    tmp_path: Path,
+) -> None:
+    load_stages()
+    n2 = "advantage.sampling.n=2"
+    base = fingerprints(_cfg(tmp_path, n2, "variants=[implicit]"))
+    more = fingerprints(_cfg(tmp_path, n2, "variants=[csft, implicit]"))
+    assert (more["pairs"], more["logprobs"]) == (base["pairs"], base["logprobs"])
+    assert more["train"] != base["train"]  # which variants are trained changed
+    fused = fingerprints(_cfg(tmp_path, n2, "variants=[implicit, infifpo]"))
+    assert fused["pairs"] == base["pairs"]  # the same pairing rule
+    assert fused["logprobs"] != base["logprobs"]  # the sources' log-probs are needed now
+    cross = "schedule=[{name: p, epochs: 1, w1: 0, w2: 0, lam: 0, beta: 0, preference: "
+    other = fingerprints(_cfg(tmp_path, n2, cross + "{pairing: cross_source}}]"))
+    assert other["pairs"] != base["pairs"]
+
+
 def test_unknown_stage_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not a stage"):
         run_pipeline(_cfg(tmp_path), tmp_path / "r", only="nope")

@@ -32,14 +32,16 @@ from profuser.demo.implicit import (
     implicit_comparison,
     implicit_overrides,
 )
-from profuser.demo.jobs import default_jobs, run_all
+from profuser.demo.jobs import default_jobs, run_all, run_seed
 from profuser.demo.markdown import LORA_STUDY, summary_figures, summary_markdown
+from profuser.demo.selection import BASELINE as SELECT_BASELINE
 from profuser.demo.selection import PREFIX as SELECT_PREFIX
 from profuser.demo.selection import (
-    SELECT_STUDY,
+    SELECT_ARMS,
     select_overrides,
     selection_facts,
     selection_summary,
+    with_random_arm,
 )
 from profuser.demo.summary import (
     aggregate_transfer,
@@ -94,38 +96,47 @@ def plan(
     # the studies follow, each seed's reusing its main run's upstream stages.
     for s in seeds:
         p.runs.append(("main", out / f"seed-{s}", [*base, f"seed={s}"], None))
+    # The longest study runs first, so that with several jobs the demo does not end on
+    # one long run while the other cores wait.
     for s in [] if quick else study_seeds:
+        overrides = [*base, f"seed={s}", *implicit_overrides()]
+        p.runs.append((IMPLICIT_LABEL, out / f"implicit-seed-{s}", overrides, None))
+        for rule in SELECT_ARMS if select_rows else ():  # random: the main run
+            overrides = [*base, f"seed={s}", *select_overrides(rule, select_rows), *single]
+            p.runs.append(
+                (f"{SELECT_PREFIX}{rule}", out / f"select-{rule}-seed-{s}", overrides, None)
+            )
+        overrides = [*base, f"seed={s}", *LORA_STUDY, *single]
+        p.runs.append(("train:lora", out / f"lora-seed-{s}", overrides, None))
         for rule in RULE_STUDY:
             overrides = [*base, f"seed={s}", f"advantage.inference_rule={rule}", *single]
             p.runs.append((f"rule:{rule}", out / f"rule-{rule}-seed-{s}", overrides, None))
         for label, keep in SOURCE_STUDY.items():
             overrides = [*base, f"seed={s}", *single]
             p.runs.append((f"sources:{label}", out / f"sources-{label}-seed-{s}", overrides, keep))
-        overrides = [*base, f"seed={s}", *LORA_STUDY, *single]
-        p.runs.append(("train:lora", out / f"lora-seed-{s}", overrides, None))
-        overrides = [*base, f"seed={s}", *implicit_overrides()]
-        p.runs.append((IMPLICIT_LABEL, out / f"implicit-seed-{s}", overrides, None))
-        for rule in SELECT_STUDY if select_rows else ():
-            overrides = [*base, f"seed={s}", *select_overrides(rule, select_rows), *single]
-            p.runs.append(
-                (f"{SELECT_PREFIX}{rule}", out / f"select-{rule}-seed-{s}", overrides, None)
-            )
     return p
 
 
 def only_runs(runs: list, only: list[str] | None) -> list:
     """The planned ``runs`` whose label, or its family (before ``:``), is in ``only`` (all
-    where ``only`` is None); a one-line error names a choice that matches no planned run."""
+    where ``only`` is None), with the main run of each seed of a chosen selection arm (the
+    study's ``random`` arm); a one-line error names a choice that matches no planned run."""
     if only is None:
         return runs
+    arms = [r for r in runs if r[0].startswith(SELECT_PREFIX)]
     labels = {r[0] for r in runs} | {r[0].split(":", 1)[0] for r in runs}
+    labels |= {SELECT_BASELINE} if arms else set()
     unknown = [o for o in only if o not in labels]
     if unknown:
         raise UserError(
             f"--only {' '.join(unknown)}: no such run in this demo; choose from "
             f"{', '.join(sorted(labels))}"
         )
-    return [r for r in runs if r[0] in only or r[0].split(":", 1)[0] in only]
+    chosen = [r for r in runs if r[0] in only or r[0].split(":", 1)[0] in only]
+    # the selection study's random arm is the main run of its seed
+    wanted = arms if SELECT_BASELINE in only else [r for r in chosen if r in arms]
+    seeds = {run_seed(r) for r in wanted}
+    return [r for r in runs if r in chosen or (r[0] == "main" and run_seed(r) in seeds)]
 
 
 def demo_seeds(quick: bool, seeds: list[int] | None, study_seeds: list[int] | None) -> list[int]:
@@ -183,7 +194,8 @@ def run_demo(
     """Run every planned pipeline and write ``summary.json`` / ``summary.md`` under ``out``.
 
     ``only``: run just the planned runs of these labels or label families (``main``,
-    ``rule``, ``sources``, ``train``, ``select``; `only_runs`).
+    ``rule``, ``sources``, ``train``, ``select``, ``implicit``; `only_runs`); the summary
+    also covers the other planned runs already finished in ``out``.
 
     ``seeds``: the run seeds (default: 0 for the quick demo, 0, 1 and 2 for the full one).
     ``study_seeds``: the seeds the full demo's studies run for (default: the first run seed);
@@ -194,20 +206,34 @@ def run_demo(
     seeds = demo_seeds(quick, seeds, study_seeds)
     extra = [*extra, *_skip_unavailable(cfg_path, quick, extra)]
     select_rows = None if quick else _fusion_rows(cfg_path, extra)
-    runs = only_runs(plan(out, quick, seeds, extra, study_seeds, select_rows).runs, only)
-    finished: dict[int, tuple[int, str]] = {}  # plan index -> (seed, target) of finished runs
+    everything = plan(out, quick, seeds, extra, study_seeds, select_rows).runs
+    runs = only_runs(everything, only)
+    # plan index -> (seed, target) of finished runs: those this call runs, and with --only
+    # the other planned runs an earlier call finished in ``out``, so the summary keeps them
+    target = load_config(cfg_path, extra).target
+    finished = {
+        i: (run_seed(spec), target)
+        for i, spec in enumerate(everything)
+        if spec not in runs and _finished(spec[1])
+    }
     summary: dict = {}
 
     def collect(index: int, seed_target: tuple[int, str]) -> None:
         nonlocal summary
-        finished[index] = seed_target
+        finished[everything.index(runs[index])] = seed_target
         # Rebuilt in plan order after every run, so a long demo shows its tables as they
         # fill in, and the same runs give the same summary whichever finished first.
-        summary = _summarise(out, [(runs[i], finished[i]) for i in sorted(finished)], quick)
+        done = [(everything[i], finished[i]) for i in sorted(finished)]
+        summary = _summarise(out, done, quick)
 
     jobs = default_jobs(quick) if jobs is None else jobs
     run_all(runs, partial(run_planned, cfg_path, out, force), jobs, collect)
     return summary
+
+
+def _finished(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run whose report stage completed."""
+    return bool((read_json(run_dir / "report" / "manifest.json") or {}).get("complete"))
 
 
 def run_planned(cfg_path: Path, out: Path, force: bool, spec: tuple) -> tuple[int, str]:
@@ -228,6 +254,7 @@ def _summarise(out: Path, done: list[tuple[tuple, tuple[int, str]]], quick: bool
     main_records: list[list[dict]] = []  # each main seed's eval records, for pooled intervals
     implicit_records: list[list[dict]] = []  # each implicit-study seed's eval records
     profuser: dict[str, dict[int, dict]] = {}  # label -> seed -> ProFuser's eval record
+    mains: list[tuple[int, Path, dict, dict | None]] = []  # for the selection study's random arm
     target = None
     for (label, run_dir, _, _), (seed, run_target) in done:
         res = read_json(run_dir / "report" / "results.json") or {}
@@ -235,14 +262,16 @@ def _summarise(out: Path, done: list[tuple[tuple, tuple[int, str]]], quick: bool
             res["selection"] = selection_facts(run_dir)
         results.setdefault(label, []).append(res)
         records = load_eval_records(run_dir)
-        for rec in records:
-            if rec["kind"] == "variant" and rec["name"] == "profuser":
-                profuser.setdefault(label, {})[seed] = rec
+        rec = next((r for r in records if r["kind"] == "variant" and r["name"] == "profuser"), None)
+        if rec is not None:
+            profuser.setdefault(label, {})[seed] = rec
         if label == "main":
             main_records.append(records)
+            mains.append((seed, run_dir, res, rec))
             target = run_target
         if label == IMPLICIT_LABEL:
             implicit_records.append(records)
+    results = with_random_arm(results, profuser, mains)
     return write_summary(out, results, main_records, target, quick, profuser, implicit_records)
 
 
@@ -263,7 +292,7 @@ def write_summary(
     if main_records and target is not None:
         summary["main"]["pooled_intervals"] = pooled_intervals(main_records, target)
     for label, by_seed in (profuser or {}).items():
-        if label != "main" and label in summary:
+        if label not in ("main", SELECT_BASELINE) and label in summary:
             summary[label]["vs_main"] = study_intervals(by_seed, profuser.get("main", {}))
     summary["selection"] = selection_summary(results, profuser or {})
     summary["implicit_vs_explicit"] = implicit_comparison(implicit_records or [])

@@ -50,6 +50,8 @@ def needs_sources(cfg) -> bool:
     upstream=("pairs",),
     inputs=(PAIRS,),
     outputs=(LOGPROB_PARTS, PAIR_LOGPROBS),
+    keyed=("schedule", "variants"),  # through the pairing rules and the references only
+    key_of=lambda cfg: [sorted(pairing_rules(cfg)), needs_sources(cfg)],
 )
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg

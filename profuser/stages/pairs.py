@@ -105,6 +105,10 @@ def _candidates(ctx: StageContext, rows: list[dict], names: list[str]) -> dict[s
     upstream=("select", "generate", "score"),
     inputs=(FUSION_ROWS, ANSWERS, SAMPLES, SCORES),
     outputs=(PAIRS, SAMPLE_SCORES),
+    # the schedules matter only through their pairing rules: adding a variant without a
+    # preference phase keeps the pairs (and the preference variants trained on them)
+    keyed=("schedule", "variants"),
+    key_of=lambda cfg: sorted(pairing_rules(cfg)),
 )
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg

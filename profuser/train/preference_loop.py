@@ -130,9 +130,12 @@ def train_preference(
                 # this micro-batch's share of the window's mean; DDP averages over processes
                 share = len(chunk) / len(batch_idx)
                 accelerator.backward(res.loss * share * world)
-            sums["dpo"] += float(res.loss.detach()) * share * world
-            sums["margin"] += float(res.margins.mean()) * share * world
-            sums["accuracy"] += float(res.accuracy) * share * world
+            sums["dpo"] += float(res.loss.detach()) * share
+            sums["margin"] += float(res.margins.mean()) * share
+            sums["accuracy"] += float(res.accuracy) * share
+        if world > 1:  # the logged means cover every process's share of the window
+            got = accelerator.reduce(torch.tensor(list(sums.values()), device=dev), "sum")
+            sums = dict(zip(sums, got.tolist(), strict=True))
         if cfg.max_grad_norm > 0:
             accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         opt.step()

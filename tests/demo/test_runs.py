@@ -63,7 +63,8 @@ def test_plan_quick_and_full() -> None:
     # the selection study joins where the plan is given its budget of rows
     sel = plan(Path("o"), False, [0, 1, 2], [], select_rows=1200)
     arms = {r[0]: r[2] for r in sel.runs if r[0].startswith("select:")}
-    assert list(arms) == ["select:random", "select:advantage_gap", "select:advantage_stratified"]
+    # random is the main run of the seed (the fusion set: a random draw of the pool's questions)
+    assert list(arms) == ["select:advantage_gap", "select:advantage_stratified"]
     gap = arms["select:advantage_gap"]
     assert {"dataset.path=world:data/pool.jsonl", "select.rows=1200", "variants=[]"} <= set(gap)
     assert "select.rule=advantage_gap" in gap and "seed=0" in gap
@@ -135,11 +136,13 @@ def test_studies_reuse_only_the_main_runs_stages_with_their_own_fingerprint(
 
 def test_only_runs_keeps_the_named_runs_and_families() -> None:
     runs = plan(Path("o"), False, [0, 1], [], select_rows=10).runs
-    assert {r[0] for r in only_runs(runs, ["select"])} == {
-        "select:random",
-        "select:advantage_gap",
-        "select:advantage_stratified",
-    }
+    # the selection arms bring the main run of their seed, the study's random arm
+    assert [r[1].name for r in only_runs(runs, ["select"])] == [
+        "seed-0",
+        "select-advantage_gap-seed-0",
+        "select-advantage_stratified-seed-0",
+    ]
+    assert [r[1].name for r in only_runs(runs, ["select:random"])] == ["seed-0"]
     assert [r[1].name for r in only_runs(runs, ["main", "train:lora"])] == [
         "seed-0",
         "seed-1",
@@ -148,3 +151,34 @@ def test_only_runs_keeps_the_named_runs_and_families() -> None:
     assert only_runs(runs, None) == runs
     with pytest.raises(UserError, match=r"--only selekt: no such run in this demo; choose from"):
         only_runs(runs, ["selekt"])
+
+
+def test_only_keeps_the_planned_runs_an_earlier_call_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import profuser.demo.runs as runs_mod
+    from profuser.configs import config_path
+    from profuser.io import atomic_write_json
+
+    out = tmp_path / "demo"
+
+    def finish(run_dir: Path, shift: float) -> None:
+        atomic_write_json(run_dir / "report" / "results.json", _res(shift))
+        atomic_write_json(run_dir / "report" / "manifest.json", {"complete": True})
+
+    finish(out / "seed-0", 0.0)  # an earlier `--only main`
+    (out / "rule-single_rm-seed-0" / "report").mkdir(parents=True)  # begun, never finished
+    ran: list[str] = []
+
+    def fake_run_all(specs, runner, jobs, on_done) -> None:
+        for i, spec in enumerate(specs):
+            finish(spec[1], 0.1)
+            ran.append(spec[0])
+            on_done(i, (0, "vicuna-like"))
+
+    monkeypatch.setattr(runs_mod, "run_all", fake_run_all)
+    summary = runs_mod.run_demo(config_path("demo"), out, False, [], only=["sources:FuseMPT"])
+    assert ran == ["sources:FuseMPT"]
+    # this call's run and the earlier main run, not the unfinished rule run
+    assert {"main", "sources:FuseMPT"} == {k for k in summary if ":" in k or k == "main"}
+    assert summary["main"]["seeds"] == summary["sources:FuseMPT"]["seeds"] == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from profuser.demo.runs import aggregate, summary_markdown, write_summary
-from profuser.demo.selection import selection_facts, selection_summary
+from profuser.demo.selection import selection_facts, selection_summary, with_random_arm
 
 N = 20
 
@@ -73,7 +73,7 @@ def test_the_summary_shows_the_study_and_draws_its_figures(tmp_path: Path) -> No
     profuser = {"select:random": {0: _record(10)}, "select:advantage_gap": {0: _record(10)}}
     summary = write_summary(tmp_path, results, [], None, False, profuser)
     md = (tmp_path / "summary.md").read_text()
-    assert "## Advantage-aware selection: 20 fusion rows from a pool of 80 (ProFuser)" in md
+    assert "## Advantage-aware selection: 20 fusion rows from a pool of 80 (ProFuser;" in md
     assert "| random | 60.0 ± 0.0 | 40.0 ± 0.0 | 400.00 ± 0.00 | 10 ± 0 | 0 ± 0 | – |" in md
     row = next(line for line in md.splitlines() if line.startswith("| advantage_gap |"))
     assert row.endswith("+0.00 [+0.00, +0.00]: not distinguishable |")
@@ -82,3 +82,22 @@ def test_the_summary_shows_the_study_and_draws_its_figures(tmp_path: Path) -> No
     assert summary["selection"]["select:advantage_gap"]["rows"] == 20
     assert "Advantage-aware" not in summary_markdown(aggregate({"main": []}), quick=True)
     assert "Table 1 shape" not in md  # --only select: no main run, no empty table
+
+
+def test_the_random_arm_is_the_main_run_of_the_arms_seeds(tmp_path: Path) -> None:
+    main = [_result(0.6, 0.4, 10, 0), _result(0.61, 0.5, 10, 0)]
+    results = {"main": main, "select:advantage_gap": [_result(0.7, 0.6, 10, 320)]}
+    profuser = {"main": {0: _record(10), 1: _record(11)}, "select:advantage_gap": {0: _record(14)}}
+    mains = [
+        (0, tmp_path / "seed-0", main[0], _record(10)),
+        (1, tmp_path / "seed-1", main[1], _record(11)),
+    ]
+    got = with_random_arm(results, profuser, mains)
+    assert list(got) == ["main", "select:random", "select:advantage_gap"]
+    assert len(got["select:random"]) == 1  # seed 0 only: the arm ran for seed 0
+    assert got["select:random"][0]["selection"]["teacher_forwards"] == 0
+    assert profuser["select:random"] == {0: _record(10)}
+    gap = selection_summary(got, profuser)["select:advantage_gap"]
+    assert gap["vs_random"]["estimate"] == pytest.approx(4 / N)
+    # before an arm has run, no random arm
+    assert with_random_arm({"main": main}, {"main": {0: _record(10)}}, mains) == {"main": main}
