@@ -13,6 +13,7 @@ which sides need offsets) and the two encode calls' share. Run from the reposito
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--batch", type=int, default=64)
     args = ap.parse_args(argv)
+    # The tokenizers' batch calls encode on every core unless TOKENIZERS_PARALLELISM is false
+    # (the demo sets it so); say which, since it moves the figures.
+    print(f"TOKENIZERS_PARALLELISM={os.environ.get('TOKENIZERS_PARALLELISM', '(unset: true)')}")
     text = "\n\n".join(corpus(3000, seed=5))
     toks = {f: family_tokenizer(f) for f in {f for pair in PAIRS for f in pair}}
     for s, t in PAIRS:
