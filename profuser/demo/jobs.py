@@ -2,7 +2,8 @@
 
 The tiny world's models are too small to keep two cores busy inside one run: one ProFuser
 training here takes 84 s with two threads and 108 s with one, while two one-thread trainings
-side by side take 109 s together (measured on the 2-core machine of the README). So on a
+side by side take 109 s and 110 s, both done in that time (measured on the README's 2-core
+machine). So on a
 machine of ``c`` cores the full demo runs ``jobs`` runs at once, each with ``c // jobs``
 torch threads. A run's numbers depend on its thread count (floating-point sums split
 differently), never on which runs share the machine with it: the same ``--jobs`` on the same
@@ -104,8 +105,9 @@ def run_all(
     """Run ``runner(spec)`` for every planned run, ``jobs`` at a time; ``on_done(index,
     result)`` is called in this process as each one finishes. One job runs them in this
     process, in order. With more, ``runner`` must be picklable (a module-level function or
-    a ``functools.partial`` of one); the first run to fail stops the rest (runs already
-    finished keep their stages, so the demo resumes) and its error is raised here."""
+    a ``functools.partial`` of one). After the first run fails no other starts; the runs
+    already under way finish (every finished stage is kept, so the demo resumes), then its
+    error is raised here."""
     if jobs <= 1:
         for i, spec in enumerate(specs):
             on_done(i, runner(spec))
