@@ -160,9 +160,8 @@ def _config(cfg_path: Path, overrides: list[str], keep: list[str] | None):
     return load_config(base=tree, overrides=overrides)
 
 
-def _fusion_rows(cfg_path: Path, extra: list[str]) -> int:
+def _fusion_rows(cfg: RunConfig) -> int:
     """The world's number of fusion rows: the selection study's budget from its pool."""
-    cfg = load_config(cfg_path, extra)
     return world_spec_from(cfg.path_options.get("world", {})).n_train
 
 
@@ -205,12 +204,13 @@ def run_demo(
     """
     seeds = demo_seeds(quick, seeds, study_seeds)
     extra = [*extra, *_skip_unavailable(cfg_path, quick, extra)]
-    select_rows = None if quick else _fusion_rows(cfg_path, extra)
+    cfg = load_config(cfg_path, extra)
+    select_rows = None if quick else _fusion_rows(cfg)
     everything = plan(out, quick, seeds, extra, study_seeds, select_rows).runs
     runs = only_runs(everything, only)
     # plan index -> (seed, target) of finished runs: those this call runs, and with --only
     # the other planned runs an earlier call finished in ``out``, so the summary keeps them
-    target = load_config(cfg_path, extra).target
+    target = cfg.target
     finished = {
         i: (run_seed(spec), target)
         for i, spec in enumerate(everything)
