@@ -148,7 +148,7 @@ def _kv(items: list[str]):
 def cmd_demo(args: argparse.Namespace) -> int:
     from profuser.config import load_config
     from profuser.configs import config_path
-    from profuser.demo.runs import demo_seeds, only_runs, plan, run_demo
+    from profuser.demo.runs import demo_seeds, only_runs, plan, run_demo, scaling_planned
     from profuser.pipeline import print_run_summary
     from profuser.world.resolve import materialize_world
 
@@ -158,7 +158,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out or ("runs/demo-quick" if args.quick else "runs/demo"))
     load_config(cfg_path, args.overrides)  # fail on a bad override before building anything
     seeds = demo_seeds(args.quick, args.seeds, args.study_seeds)
-    only_runs(plan(out, args.quick, seeds, [], args.study_seeds, 1).runs, args.only)
+    scaling = scaling_planned(args.scaling, args.only)
+    only_runs(plan(out, args.quick, seeds, [], args.study_seeds, 1, scaling).runs, args.only)
     _, world_dir = materialize_world(load_config(cfg_path, args.overrides))
     _print_accuracy(world_dir)
     run_demo(
@@ -171,6 +172,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         study_seeds=args.study_seeds,
         only=args.only,
         jobs=args.jobs,
+        scaling=args.scaling,
     )
     first = out / f"seed-{(args.seeds or [0])[0]}"
     if first.is_dir():
@@ -284,8 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="RUN",
         help="run only these of the demo's runs: a family (main, rule, sources, train, select, "
-        "implicit) or a label (select:advantage_gap); the summary also keeps the planned runs "
-        "already finished in --out",
+        "implicit, scale) or a label (select:advantage_gap, scale:6); the summary also keeps "
+        "the planned runs already finished in --out",
+    )
+    d.add_argument(
+        "--scaling",
+        action="store_true",
+        help="add the source-scaling study to the full demo: ProFuser fusing 1, 2, 4 and 6 "
+        "models of the extended world (six sources, twelve skills), built once and cached "
+        "(--only scale runs just that study)",
     )
     d.add_argument(
         "--jobs",

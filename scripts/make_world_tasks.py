@@ -13,6 +13,10 @@ no world ever trains on, whatever its seed:
 * ``eval``: the benchmark (groups ``world_mc`` and ``world_gen``), only for reporting;
 * ``dev``: for choosing defaults and ablations (groups ``worlddev_mc``, ``worlddev_gen``).
 
+The extended world's four extra skills (``EXTRA_SKILLS``, roster ``six``) are drawn after
+the eight, from a stream of their own, so the eight skills' items stay as they were; the
+groups ``worldx_*`` (eval) and ``worldxdev_*`` (dev) hold all twelve skills.
+
 Each item carries four choices for the multiple-choice tasks (the answer and three
 distractors of the same skill; ``parity`` has only its two possible answers) and
 the answer for the generative tasks.
@@ -31,11 +35,12 @@ import re
 import sys
 from pathlib import Path
 
-from profuser.world.skills import COUNTRIES, SKILLS, WorldExample, draw_distinct
+from profuser.world.skills import COUNTRIES, EXTRA_SKILLS, SKILLS, WorldExample, draw_distinct
 
 SEED = 20240601
 PER_SKILL = {"eval": 100, "dev": 60}
 GROUP_PREFIX = {"eval": "world", "dev": "worlddev"}
+EXTENDED_PREFIX = {"eval": "worldx", "dev": "worldxdev"}  # all twelve skills
 N_CHOICES = 4
 DATA_FILE = "data/items.jsonl"
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "profuser" / "world" / "tasks"
@@ -58,6 +63,8 @@ def _distractor_pool(ex: WorldExample) -> list[str]:
         return sorted({k for _, _, k in COUNTRIES} - {ans})
     if s == "parity":
         return ["odd" if ans == "even" else "even"]
+    if s == "initial":
+        return sorted({c[0] for c, _, _ in COUNTRIES} - {ans})
     nums = _numbers(ex)
     a = int(ans)
     if s == "add":
@@ -75,6 +82,15 @@ def _distractor_pool(ex: WorldExample) -> list[str]:
     elif s == "double":
         (n,) = nums
         pool = [str(n), str(n + 2), str(3 * n), str(n * n)] + _near(a, [-2, 2, 10], 0, 200)
+    elif s == "half":
+        (n,) = nums
+        pool = [str(n), str(2 * n)] + _near(a, [-2, -1, 1, 2, 10], 0, 200)
+    elif s == "triple":
+        (n,) = nums
+        pool = [str(n), str(2 * n), str(n + 3)] + _near(a, [-3, -1, 1, 3, 10], 0, 200)
+    elif s == "tens":
+        (n,) = nums
+        pool = [str(n % 10), str(n)] + _near(a, [-2, -1, 1, 2], 0, 9)
     else:
         raise ValueError(f"no distractors defined for skill {s!r}")
     return sorted(set(pool) - {ans}, key=int)
@@ -93,9 +109,11 @@ def draw_items(per_skill: dict[str, int] = PER_SKILL, seed: int = SEED) -> list[
     """``per_skill[split]`` items of distinct questions of every skill from each split's
     partition, deterministic under ``seed``."""
     rows: list[dict] = []
-    for split, count in per_skill.items():
-        rng = random.Random(f"{seed}-{split}")
-        for skill in sorted(SKILLS):
+    draws = [(f"{seed}-{split}", split, count, SKILLS) for split, count in per_skill.items()]
+    draws += [(f"{seed}-{split}-extra", split, n, EXTRA_SKILLS) for split, n in per_skill.items()]
+    for stream, split, count, skills in draws:
+        rng = random.Random(stream)
+        for skill in sorted(skills):
             for ex in draw_distinct(skill, split, count, rng, split, len(rows)):
                 choices, gold = choices_for(ex, rng)
                 rows.append(
@@ -122,19 +140,24 @@ def task_files(rows: list[dict]) -> dict[str, str]:
     kinds = (("mc", ("acc", "acc_norm")), ("gen", ("exact_match",)))
     splits = sorted({r["split"] for r in rows}, key=list(GROUP_PREFIX).index)
     for split, (kind, metrics) in ((sp, k) for sp in splits for k in kinds):
-        group = f"{GROUP_PREFIX[split]}_{kind}"
-        for skill in skills:
-            files[f"{group}_{skill}.yaml"] = (
-                f"{header}include: _{kind}_template_yaml\n"
-                f"task: {group}_{skill}\ntask_alias: {skill}\n"
-                f"dataset_kwargs:\n  skill: {skill}\n  split: {split}\n"
-            )
-        subtasks = "".join(f"  - {group}_{s}\n" for s in skills)
         aggregate = "".join(f"  - metric: {m}\n    weight_by_size: true\n" for m in metrics)
-        files[f"_{group}.yaml"] = (
-            f"{header}group: {group}\ntask:\n{subtasks}"
-            f"aggregate_metric_list:\n{aggregate}metadata:\n  version: 1.0\n"
-        )
+        # the eight skills' group, and the extended world's group of all twelve (each group's
+        # subtasks are named <group>_<skill>, which is how reports find a subtask's skill)
+        groups = [(f"{GROUP_PREFIX[split]}_{kind}", [s for s in skills if s not in EXTRA_SKILLS])]
+        if any(s in EXTRA_SKILLS for s in skills):
+            groups.append((f"{EXTENDED_PREFIX[split]}_{kind}", skills))
+        for group, members in groups:
+            for skill in members:
+                files[f"{group}_{skill}.yaml"] = (
+                    f"{header}include: _{kind}_template_yaml\n"
+                    f"task: {group}_{skill}\ntask_alias: {skill}\n"
+                    f"dataset_kwargs:\n  skill: {skill}\n  split: {split}\n"
+                )
+            subtasks = "".join(f"  - {group}_{s}\n" for s in members)
+            files[f"_{group}.yaml"] = (
+                f"{header}group: {group}\ntask:\n{subtasks}"
+                f"aggregate_metric_list:\n{aggregate}metadata:\n  version: 1.0\n"
+            )
     return files
 
 

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from profuser.demo.implicit import implicit_figure, implicit_markdown
+from profuser.demo.scaling import scaling_figure, scaling_markdown
 from profuser.demo.selection import selection_figures, selection_markdown
 from profuser.demo.summary import interval_text, study_average, transfer_summary_markdown
 
@@ -92,6 +93,7 @@ def summary_markdown(summary: dict, quick: bool) -> str:
             "",
         ]
     lines += selection_markdown(summary)
+    lines += scaling_markdown(summary)
     lines += implicit_markdown(summary.get("implicit_vs_explicit"))
     lines += transfer_summary_markdown(main.get("transfer"), main.get("pooled_intervals"))
     return "\n".join(lines)
@@ -136,4 +138,5 @@ def summary_figures(summary: dict, out: Path) -> None:
         srcs["all"] = study_average(summary.get("main", {}), "profuser")[0]
         bar_figure(srcs, "ProFuser average", out / "fig4_num_sources.png")
     selection_figures(summary, out)
+    scaling_figure(summary, out / "fig_num_sources_scaling.png")
     implicit_figure(summary.get("implicit_vs_explicit"), out / "fig_implicit_vs_explicit.png")

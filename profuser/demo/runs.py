@@ -34,6 +34,10 @@ from profuser.demo.implicit import (
 )
 from profuser.demo.jobs import default_jobs, run_all, run_seed
 from profuser.demo.markdown import LORA_STUDY, summary_figures, summary_markdown
+from profuser.demo.scaling import PREFIX as SCALE_PREFIX
+from profuser.demo.scaling import SIZES as SCALE_SIZES
+from profuser.demo.scaling import WORLD as SCALE_WORLD
+from profuser.demo.scaling import scaling_facts, scaling_sources, scaling_summary
 from profuser.demo.selection import BASELINE as SELECT_BASELINE
 from profuser.demo.selection import PREFIX as SELECT_PREFIX
 from profuser.demo.selection import (
@@ -84,10 +88,12 @@ def plan(
     extra: list[str],
     study_seeds: list[int] | None = None,
     select_rows: int | None = None,
+    scaling: bool = False,
 ) -> DemoPlan:
     """The runs of a quick or full demo, in order; the studies run for ``study_seeds``
     (default: the first of ``seeds``). ``select_rows``: the selection study's budget of
-    fusion rows (the fusion set's size; None leaves the study out)."""
+    fusion rows (the fusion set's size; None leaves the study out). ``scaling``: add the
+    source-scaling study (`profuser.demo.scaling`; full demo only)."""
     p = DemoPlan()
     study_seeds = seeds[:1] if study_seeds is None else study_seeds
     base = [*(QUICK if quick else []), *extra]
@@ -114,6 +120,10 @@ def plan(
         for label, keep in SOURCE_STUDY.items():
             overrides = [*base, f"seed={s}", *single]
             p.runs.append((f"sources:{label}", out / f"sources-{label}-seed-{s}", overrides, keep))
+        for n in reversed(SCALE_SIZES) if scaling else ():  # the most sources (longest) first
+            overrides = [*base, f"seed={s}", *SCALE_WORLD, *single]
+            keep = scaling_sources(n)
+            p.runs.append((f"{SCALE_PREFIX}{n}", out / f"scale-{n}-seed-{s}", overrides, keep))
     return p
 
 
@@ -152,11 +162,14 @@ def demo_seeds(quick: bool, seeds: list[int] | None, study_seeds: list[int] | No
 
 
 def _config(cfg_path: Path, overrides: list[str], keep: list[str] | None):
-    """The demo config with ``overrides``; ``keep`` restricts the sources (number-of-sources study)."""
+    """The demo config with ``overrides``; ``keep`` names its sources, in order (the
+    number-of-sources and source-scaling studies): the config's own entry of each, or for a
+    source the config does not name (the extended world's), its model in the world."""
     if keep is None:
         return load_config(cfg_path, overrides)
     tree = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-    tree["sources"] = [s for s in tree["sources"] if s["name"] in keep]
+    named = {s["name"]: s for s in tree["sources"]}
+    tree["sources"] = [named.get(n, {"name": n, "path": f"world:models/{n}"}) for n in keep]
     return load_config(base=tree, overrides=overrides)
 
 
@@ -189,6 +202,7 @@ def run_demo(
     study_seeds: list[int] | None = None,
     only: list[str] | None = None,
     jobs: int | None = None,
+    scaling: bool = False,
 ) -> dict:
     """Run every planned pipeline and write ``summary.json`` / ``summary.md`` under ``out``.
 
@@ -201,13 +215,19 @@ def run_demo(
     each must be a run seed, since a study is paired with its seed's main run.
     ``jobs``: how many runs at once, each in its own process (`profuser.demo.jobs`; default
     two for the full demo where there are two cores, one for the quick demo).
+    ``scaling``: add the source-scaling study (`profuser.demo.scaling`); ``only`` naming
+    ``scale`` adds it too. Its world is built (once, cached) before any run starts.
     """
     seeds = demo_seeds(quick, seeds, study_seeds)
     extra = [*extra, *_skip_unavailable(cfg_path, quick, extra)]
     cfg = load_config(cfg_path, extra)
     select_rows = None if quick else _fusion_rows(cfg)
-    everything = plan(out, quick, seeds, extra, study_seeds, select_rows).runs
+    scaling = scaling_planned(scaling, only)
+    everything = plan(out, quick, seeds, extra, study_seeds, select_rows, scaling).runs
     runs = only_runs(everything, only)
+    scale_runs = [r for r in runs if r[0].startswith(SCALE_PREFIX)]
+    if scale_runs:  # built here, once, not by two runs at once
+        materialize_world(_config(cfg_path, scale_runs[0][2], scale_runs[0][3]))
     # plan index -> (seed, target) of finished runs: those this call runs, and with --only
     # the other planned runs an earlier call finished in ``out``, so the summary keeps them
     target = cfg.target
@@ -229,6 +249,11 @@ def run_demo(
     jobs = default_jobs(quick) if jobs is None else jobs
     run_all(runs, partial(run_planned, cfg_path, out, force), jobs, collect)
     return summary
+
+
+def scaling_planned(scaling: bool, only: list[str] | None) -> bool:
+    """Whether the demo plans the source-scaling study: asked for, or named by ``--only``."""
+    return scaling or any(o.split(":", 1)[0] == SCALE_PREFIX[:-1] for o in only or ())
 
 
 def _finished(run_dir: Path) -> bool:
@@ -260,6 +285,8 @@ def _summarise(out: Path, done: list[tuple[tuple, tuple[int, str]]], quick: bool
         res = read_json(run_dir / "report" / "results.json") or {}
         if label.startswith(SELECT_PREFIX):
             res["selection"] = selection_facts(run_dir)
+        if label.startswith(SCALE_PREFIX):
+            res["scaling"] = scaling_facts(run_dir)
         results.setdefault(label, []).append(res)
         records = load_eval_records(run_dir)
         rec = next((r for r in records if r["kind"] == "variant" and r["name"] == "profuser"), None)
@@ -292,9 +319,12 @@ def write_summary(
     if main_records and target is not None:
         summary["main"]["pooled_intervals"] = pooled_intervals(main_records, target)
     for label, by_seed in (profuser or {}).items():
-        if label not in ("main", SELECT_BASELINE) and label in summary:
+        # the scaling study's runs are in another world, on another benchmark
+        other_world = label.startswith(SCALE_PREFIX)
+        if label not in ("main", SELECT_BASELINE) and label in summary and not other_world:
             summary[label]["vs_main"] = study_intervals(by_seed, profuser.get("main", {}))
     summary["selection"] = selection_summary(results, profuser or {})
+    summary["scaling"] = scaling_summary(results, profuser or {})
     summary["implicit_vs_explicit"] = implicit_comparison(implicit_records or [])
     atomic_write_json(out / "summary.json", summary)
     atomic_write_bytes(out / "summary.md", summary_markdown(summary, quick).encode())

@@ -1,4 +1,5 @@
-"""Named chat templates for tokenizers that ship none (vicuna v1.1, llama-2, chatml, alpaca).
+"""Named chat templates for tokenizers that ship none (vicuna v1.1, llama-2, chatml, alpaca,
+gemma).
 
 Each is a Jinja template in the Hugging Face `chat_template` format. They share
 one property the pipeline relies on: an assistant turn renders as exactly the
@@ -50,11 +51,29 @@ ALPACA = (
     "{% if add_generation_prompt %}{{ '### Response:\\n' }}{% endif %}"
 )
 
+# Gemma has no system turn; like its users, we put the system message at the head of the
+# first user turn.
+GEMMA = (
+    "{{ bos_token }}"
+    "{% if messages[0]['role'] == 'system' %}{% set head = messages[0]['content'] + '\\n\\n' %}"
+    "{% set loop_messages = messages[1:] %}"
+    "{% else %}{% set head = '' %}{% set loop_messages = messages %}{% endif %}"
+    "{% for message in loop_messages %}"
+    "{% if message['role'] == 'user' %}"
+    "{{ '<start_of_turn>user\\n' + (head if loop.first else '') + message['content'] "
+    "+ '<end_of_turn>\\n' }}"
+    "{% elif message['role'] == 'assistant' %}"
+    "{{ '<start_of_turn>model\\n' + message['content'] + '<end_of_turn>\\n' }}"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
+)
+
 CHAT_TEMPLATES: dict[str, str] = {
     "vicuna_v1.1": VICUNA_V11,
     "llama-2": LLAMA2,
     "chatml": CHATML,
     "alpaca": ALPACA,
+    "gemma": GEMMA,
 }
 
 

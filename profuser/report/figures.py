@@ -98,6 +98,17 @@ def bar_figure(values: dict[str, float], ylabel: str, path: Path) -> None:
     _save(fig, path)
 
 
+def line_figure(xs: list[float], series: dict[str, list[float]], xlabel: str, path: Path) -> None:
+    """One line with markers per series against ``xs`` (the source-scaling study)."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for name, ys in series.items():
+        ax.plot(xs, ys, marker="o", label=name)
+    ax.set_xticks(xs)
+    ax.set_xlabel(xlabel)
+    ax.legend()
+    _save(fig, path)
+
+
 def difference_figure(
     series: dict[str, dict[str, tuple[float | None, float | None, float | None]]],
     ylabel: str,

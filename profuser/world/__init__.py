@@ -1,4 +1,5 @@
-"""The tiny world: four small heterogeneous sources, a reward model and skill benchmarks,
+"""The tiny world: four small heterogeneous sources, a reward model and skill benchmarks
+(the extended world, roster ``six``: six sources and twelve skills),
 built and trained here, offline (``profuser world``; how it plugs in: docs/architecture.md).
 
 Importing this package plugs the world into the library through the registries any
@@ -25,6 +26,11 @@ WORLD_GROUPS: dict[str, str] = {
     "world_gen": "exact_match",
     "worlddev_mc": "acc",
     "worlddev_gen": "exact_match",
+    # the extended world's (roster ``six``) twelve skills: the eight and ``EXTRA_SKILLS``
+    "worldx_mc": "acc",
+    "worldx_gen": "exact_match",
+    "worldxdev_mc": "acc",
+    "worldxdev_gen": "exact_match",
 }
 KNOWLEDGE_SKILLS = ("capital", "continent")  # the rest are reasoning (Table 2's kinds)
 

@@ -1,5 +1,9 @@
 """Build the tiny world: data, three kinds of tokenizer, four small source models.
 
+The extended world (``world: {roster: six}``, :data:`ROSTERS`) adds a Qwen2-like and a
+Gemma-like source, with tokenizers of two more kinds, each strong at two skills of
+``EXTRA_SKILLS`` that the world's other sources only see a little of.
+
 Beside them: the world's reward model (``reward/tiny-rm``) and a tiny BERTScore encoder
 (``encoder/tiny-bert``, :mod:`profuser.world.encoder`; outside the spec, added to a cached
 world that lacks it).
@@ -24,24 +28,23 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import (
-    GPTNeoXConfig,
-    GPTNeoXForCausalLM,
-    LlamaConfig,
-    LlamaForCausalLM,
-    MptConfig,
-    MptForCausalLM,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from profuser.models.chat import encode_turn
 from profuser.models.chat_templates import get_chat_template
 from profuser.train.determinism import reproducible_attention
+from profuser.world.architectures import source_model
 from profuser.world.encoder import ensure_encoder
 from profuser.world.pool import ensure_pool, write_examples
 from profuser.world.reward import train_world_reward_model
-from profuser.world.skills import SKILLS, WorldExample, generate_examples, split_world
+from profuser.world.skills import (
+    ALL_SKILLS,
+    SKILLS,
+    WorldExample,
+    generate_examples,
+    skill_weights,
+    split_world,
+)
 from profuser.world.tokenizers import build_tokenizer
 
 log = logging.getLogger("profuser")
@@ -54,8 +57,8 @@ class SourceSpec:
     """One tiny source: architecture, tokenizer kind, chat template and skill mix."""
 
     name: str
-    arch: str  # llama | mpt | gpt_neox
-    tokenizer: str  # byte_bpe | metaspace_bpe | wordpiece
+    arch: str  # llama | mpt | gpt_neox | qwen2 | gemma
+    tokenizer: str  # a kind of profuser.world.tokenizers.TOKENIZER_KINDS
     chat_template: str
     strong: tuple[str, ...]  # skills trained with full weight; the rest get `weak_weight`
 
@@ -67,8 +70,28 @@ DEFAULT_SOURCES: tuple[SourceSpec, ...] = (
     SourceSpec("neox-like", "gpt_neox", "wordpiece", "alpaca", ("before", "double")),
 )
 
-TOKENIZER_SIZES = {"byte_bpe": 512, "metaspace_bpe": 640, "wordpiece": 400}
-EXTRA_SPECIALS = {"chatml": ("<|im_start|>", "<|im_end|>")}
+# The extended world's two more sources, in the order the source-scaling study adds them.
+EXTRA_SOURCES: tuple[SourceSpec, ...] = (
+    SourceSpec("qwen2-like", "qwen2", "digit_byte_bpe", "chatml", ("half", "triple")),
+    SourceSpec("gemma-like", "gemma", "gemma_bpe", "gemma", ("initial", "tens")),
+)
+# A world's roster: its sources and the skills its data covers (``world: {roster: ...}``).
+ROSTERS: dict[str, tuple[tuple[SourceSpec, ...], tuple[str, ...]]] = {
+    "four": (DEFAULT_SOURCES, SKILLS),
+    "six": (DEFAULT_SOURCES + EXTRA_SOURCES, ALL_SKILLS),
+}
+
+TOKENIZER_SIZES = {
+    "byte_bpe": 512,
+    "metaspace_bpe": 640,
+    "wordpiece": 400,
+    "digit_byte_bpe": 768,
+    "gemma_bpe": 704,
+}
+EXTRA_SPECIALS = {
+    "chatml": ("<|im_start|>", "<|im_end|>"),
+    "gemma": ("<start_of_turn>", "<end_of_turn>"),
+}
 
 
 @dataclass(frozen=True)
@@ -91,9 +114,13 @@ class WorldSpec:
     sources: tuple[SourceSpec, ...] = DEFAULT_SOURCES
     version: int = WORLD_VERSION
     extra: dict = field(default_factory=dict)
+    skills: tuple[str, ...] = SKILLS  # the skills of the fusion set, the pool and the RM
 
     def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True, default=str)
+        spec = asdict(self)
+        if tuple(spec["skills"]) == SKILLS:  # worlds built before `skills` keep their key
+            del spec["skills"]
+        blob = json.dumps(spec, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -101,56 +128,9 @@ def cache_root() -> Path:
     return Path(os.environ.get("PROFUSER_CACHE", Path.home() / ".cache" / "profuser"))
 
 
-def _model(arch: str, tok: PreTrainedTokenizerBase, spec: WorldSpec) -> PreTrainedModel:
-    ids = {
-        "bos_token_id": tok.bos_token_id,
-        "eos_token_id": tok.eos_token_id,
-        "pad_token_id": tok.pad_token_id,
-    }
-    h = spec.hidden
-    if arch == "llama":
-        cfg = LlamaConfig(
-            vocab_size=len(tok),
-            hidden_size=h,
-            intermediate_size=3 * h,
-            num_hidden_layers=spec.layers,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            max_position_embeddings=1024,
-            tie_word_embeddings=False,
-            **ids,
-        )
-        return LlamaForCausalLM(cfg)
-    if arch == "mpt":
-        # Like the real MPT, the embedding is padded past the tokenizer's size.
-        cfg = MptConfig(
-            vocab_size=64 * math.ceil(len(tok) / 64) + 64,
-            d_model=h,
-            n_heads=4,
-            n_layers=spec.layers,
-            expansion_ratio=3,
-            max_seq_len=1024,
-            **ids,
-        )
-        return MptForCausalLM(cfg)
-    if arch == "gpt_neox":
-        cfg = GPTNeoXConfig(
-            vocab_size=len(tok),
-            hidden_size=h,
-            num_attention_heads=4,
-            num_hidden_layers=spec.layers,
-            intermediate_size=3 * h,
-            max_position_embeddings=1024,
-            tie_word_embeddings=False,
-            **ids,
-        )
-        return GPTNeoXForCausalLM(cfg)
-    raise ValueError(f"unknown architecture {arch!r}")
-
-
 def source_examples(src: SourceSpec, spec: WorldSpec) -> list[tuple[WorldExample, str]]:
     """The (example, answer) pairs ``src`` is trained on: ``train`` questions in its skill mix."""
-    weights = {k: (1.0 if k in src.strong else spec.weak_weight) for k in SKILLS}
+    weights = skill_weights(spec.skills, src.strong, spec.weak_weight)
     exs = generate_examples(spec.n_source_examples, spec.seed, f"src-{src.name}", weights)
     rng = random.Random(f"{spec.seed}-{src.name}-style")
     return [(e, e.response if rng.random() < spec.long_answer_share else e.short) for e in exs]
@@ -262,12 +242,13 @@ def _pad(
     return ids, att, lab
 
 
-def world_corpus(train: list[WorldExample], seed: int) -> list[str]:
+def world_corpus(
+    train: list[WorldExample], seed: int, skills: tuple[str, ...] = SKILLS
+) -> list[str]:
     """The text the world's tokenizers are trained on."""
     corpus = [t for e in train for t in (e.system, e.instruction, e.response)]
-    corpus += [
-        f"{e.instruction} {e.response} {e.short}" for e in generate_examples(2000, seed, "corpus")
-    ]
+    draws = generate_examples(2000, seed, "corpus", skill_weights(skills))
+    corpus += [f"{e.instruction} {e.response} {e.short}" for e in draws]
     return corpus
 
 
@@ -279,17 +260,18 @@ def build_world(
     root = root or cache_root()
     final = root / f"world-{spec.key()}"
     if (final / "world.json").is_file():
-        ensure_encoder(final)  # a world built before the encoder existed gets it added
-        ensure_pool(final, spec.n_train, spec.seed)  # and one built before the pool, the pool
+        # a world built before the encoder or the pool existed gets them added
+        ensure_encoder(final)
+        ensure_pool(final, spec.n_train, spec.seed, spec.skills)
         return final
     tmp = root / f".world-{spec.key()}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "data").mkdir(parents=True)
-    train, heldout = split_world(spec.n_train, spec.n_heldout_per_skill, spec.seed)
+    train, heldout = split_world(spec.n_train, spec.n_heldout_per_skill, spec.seed, spec.skills)
     write_examples(tmp / "data" / "train.jsonl", train)
     write_examples(tmp / "data" / "heldout.jsonl", heldout)
 
-    corpus = world_corpus(train, spec.seed)
+    corpus = world_corpus(train, spec.seed, spec.skills)
     tokenizers: dict[str, PreTrainedTokenizerBase] = {}
     losses: dict[str, list[float]] = {}
     seconds: dict[str, float] = {}
@@ -304,7 +286,7 @@ def build_world(
         tok = tokenizers[key]
         tok.chat_template = tpl
         torch.manual_seed(spec.seed * 1000 + i)
-        model = _model(src.arch, tok, spec)
+        model = source_model(src.arch, tok, spec)
         data = source_examples(src, spec)
         start = time.perf_counter()
         losses[src.name] = train_source(model, tok, data, spec, f"train {src.name}")
@@ -318,7 +300,9 @@ def build_world(
     # them was tried and lost time: the sources' two-thread products slowed by more than the
     # RM's own time (vicuna-like 67 s alone, 138 s beside it).
     start = time.perf_counter()
-    train_world_reward_model(tmp / "reward" / "tiny-rm", corpus, spec.seed, steps=spec.rm_steps)
+    train_world_reward_model(
+        tmp / "reward" / "tiny-rm", corpus, spec.seed, steps=spec.rm_steps, skills=spec.skills
+    )
     seconds["tiny-rm"] = round(time.perf_counter() - start, 1)
     log.info("world: trained the reward model in %.0f s", seconds["tiny-rm"])
     meta = {
@@ -339,5 +323,5 @@ def build_world(
         shutil.rmtree(final)
     os.replace(tmp, final)
     ensure_encoder(final)
-    ensure_pool(final, spec.n_train, spec.seed)
+    ensure_pool(final, spec.n_train, spec.seed, spec.skills)
     return final

@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from profuser.world.skills import WorldExample, generate_examples
+from profuser.world.skills import SKILLS, WorldExample, generate_examples, skill_weights
 
 POOL_FILE = "data/pool.jsonl"
 POOL_SCALE = 4  # pool rows per fusion row
@@ -36,18 +36,20 @@ def write_examples(path: Path, examples: list[WorldExample]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def pool_examples(n_train: int, seed: int) -> list[WorldExample]:
-    """The candidate pool of a world with ``n_train`` fusion rows: ``POOL_SCALE`` times as
-    many rows of the same draw, the fusion set first."""
-    return generate_examples(n_train * POOL_SCALE, seed, "train")
+def pool_examples(n_train: int, seed: int, skills: tuple[str, ...] = SKILLS) -> list[WorldExample]:
+    """The candidate pool of a world with ``n_train`` fusion rows over ``skills``:
+    ``POOL_SCALE`` times as many rows of the same draw, the fusion set first."""
+    return generate_examples(n_train * POOL_SCALE, seed, "train", skill_weights(skills))
 
 
-def ensure_pool(world_root: Path, n_train: int, seed: int) -> Path:
+def ensure_pool(
+    world_root: Path, n_train: int, seed: int, skills: tuple[str, ...] = SKILLS
+) -> Path:
     """``<world_root>/data/pool.jsonl``, written first if it is not (atomically)."""
     final = Path(world_root) / POOL_FILE
     if final.is_file():
         return final
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    write_examples(tmp, pool_examples(n_train, seed))
+    write_examples(tmp, pool_examples(n_train, seed, skills))
     os.replace(tmp, final)
     return final

@@ -16,14 +16,24 @@ SCHEME = "world"
 
 
 def world_spec_from(options: dict):
-    """A WorldSpec from the config's ``world`` options, naming an unknown option."""
-    from profuser.world.build import WorldSpec
+    """A WorldSpec from the config's ``world`` options, naming an unknown option or roster.
 
-    valid = {f.name for f in fields(WorldSpec)} - {"sources", "version", "extra"}
+    ``roster`` (``four``, the default, or ``six``) picks the world's sources and skills."""
+    from profuser.world.build import ROSTERS, WorldSpec
+
+    valid = {f.name for f in fields(WorldSpec)} - {"sources", "version", "extra", "skills"}
+    valid.add("roster")
     for key in options:
         if key not in valid:
             raise ConfigError(f"unknown key `world.{key}`; valid: {', '.join(sorted(valid))}")
-    return WorldSpec(**options)
+    options = dict(options)
+    roster = options.pop("roster", "four")
+    if roster not in ROSTERS:
+        raise ConfigError(
+            f"world.roster: {roster!r} is not a roster; choose one of {', '.join(ROSTERS)}"
+        )
+    sources, skills = ROSTERS[roster]
+    return WorldSpec(**options, sources=sources, skills=skills)
 
 
 def _materialize(options: dict[str, Any]) -> Path:

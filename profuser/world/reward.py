@@ -47,7 +47,7 @@ from transformers import (
 
 from profuser.models.chat import messages_for
 from profuser.world.answers import normalize_answer
-from profuser.world.skills import WorldExample, generate_examples
+from profuser.world.skills import SKILLS, WorldExample, generate_examples, skill_weights
 from profuser.world.tokenizers import build_tokenizer
 
 # chatml without the system turn.
@@ -154,7 +154,11 @@ def _model(tok: PreTrainedTokenizerBase) -> ModernBertForSequenceClassification:
 
 
 def train_world_reward_model(
-    out_dir: Path, tokenizer_texts: list[str], seed: int, steps: int = DEFAULT_STEPS
+    out_dir: Path,
+    tokenizer_texts: list[str],
+    seed: int,
+    steps: int = DEFAULT_STEPS,
+    skills: tuple[str, ...] = SKILLS,
 ) -> Path:
     """Train the tiny world's reward model and save it (model + tokenizer) to ``out_dir``.
 
@@ -164,6 +168,7 @@ def train_world_reward_model(
             world's instructions and answers).
         seed: seeds the training pairs, the initial weights and the batch order.
         steps: optimizer steps of ``BATCH`` pairs each (900: 42-48 s on one core here).
+        skills: the skills its pairs are drawn from (the world's).
 
     Returns:
         ``out_dir``, loadable with ``AutoModelForSequenceClassification`` or
@@ -175,7 +180,8 @@ def train_world_reward_model(
     texts = [*tokenizer_texts, "user assistant"]  # the template's own words
     tok = build_tokenizer(RM_TOKENIZER, texts, RM_VOCAB, RM_SPECIALS, RM_CHAT_TEMPLATE)
     tok.model_max_length = MAX_LENGTH
-    pairs = make_pairs(generate_examples(N_TRAIN_EXAMPLES, seed, "rm-train"), seed)
+    examples = generate_examples(N_TRAIN_EXAMPLES, seed, "rm-train", skill_weights(skills))
+    pairs = make_pairs(examples, seed)
     rows = [(_encode(tok, p.example, p.chosen), _encode(tok, p.example, p.rejected)) for p in pairs]
     threads = torch.get_num_threads()
     try:

@@ -20,14 +20,20 @@ it): the benchmark asks a known fact in a phrasing the model never saw for it.
 
 from __future__ import annotations
 
-import csv
 import math
 import random
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
-from importlib import resources
 
+from profuser.world.skill_table import (  # noqa: F401 (re-exported: the world's skill names)
+    ALL_SKILLS,
+    COUNTRIES,
+    EXTRA_SKILLS,
+    SKILL_TABLE,
+    SKILLS,
+    Fact,
+    Skill,
+)
 from profuser.world.system_messages import WORLD_SYSTEM_MESSAGES
 
 PARTITIONS = ("train", "dev", "eval")
@@ -51,237 +57,6 @@ class WorldExample:
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
-
-
-def _countries() -> list[tuple[str, str, str]]:
-    text = resources.files("profuser.world").joinpath("data/countries.tsv").read_text("utf-8")
-    rows = list(csv.DictReader(text.splitlines(), delimiter="\t"))
-    return [(r["country"], r["capital"], r["continent"]) for r in rows]
-
-
-COUNTRIES = _countries()
-ONES = "zero one two three four five six seven eight nine".split()
-
-Fact = tuple  # a skill's fact key, e.g. (country index,) or (a, b)
-Explained = tuple[dict[str, object], str, str]  # phrasing fields, long response body, answer
-
-
-@dataclass(frozen=True)
-class Skill:
-    """A skill: its facts, eight phrasings of the question, and how a fact is explained."""
-
-    name: str
-    facts: tuple[Fact, ...]
-    phrasings: tuple[str, ...]  # str.format templates over the fields `explain` returns
-    explain: Callable[[Fact], Explained]
-
-    def question(self, fact: Fact, phrasing: int) -> str:
-        return self.phrasings[phrasing].format(**self.explain(fact)[0])
-
-
-def _capital(fact: Fact) -> Explained:
-    country, capital, continent = COUNTRIES[fact[0]]
-    body = (
-        f"The question asks for the capital city of {country}. {country} is a country in "
-        f"{continent}. The seat of its government is the city of {capital}, so {capital} is "
-        f"the capital of {country}."
-    )
-    return {"c": country}, body, capital
-
-
-def _continent(fact: Fact) -> Explained:
-    country, _, continent = COUNTRIES[fact[0]]
-    body = (
-        f"We need the continent that contains {country}. Looking at a map, {country} lies in "
-        f"{continent}. Therefore {country} is on the continent of {continent}."
-    )
-    return {"c": country}, body, continent
-
-
-def _add(fact: Fact) -> Explained:
-    a, b = fact
-    body = (
-        f"We start with {a} ({ONES[a]}) and count up by {b} ({ONES[b]}). Counting {b} steps "
-        f"from {a} gives {a + b}. So {a} + {b} = {a + b}."
-    )
-    return {"a": a, "b": b}, body, str(a + b)
-
-
-def _compare(fact: Fact) -> Explained:
-    a, b = fact
-    big = max(a, b)
-    if a // 10 != b // 10:
-        why = f"The tens digits are {a // 10} and {b // 10}, and {big // 10} is the larger one."
-    else:
-        why = f"The tens digits are equal, so we compare the ones digits {a % 10} and {b % 10}."
-    return (
-        {"a": a, "b": b},
-        f"We compare {a} and {b}. {why} So the larger number is {big}.",
-        str(big),
-    )
-
-
-def _parity(fact: Fact) -> Explained:
-    (n,) = fact
-    word = "even" if n % 2 == 0 else "odd"
-    body = (
-        f"A number is even when its last digit is 0, 2, 4, 6 or 8. The last digit of {n} is "
-        f"{n % 10}, so {n} is {word}."
-    )
-    return {"n": n}, body, word
-
-
-def _next(fact: Fact) -> Explained:
-    (n,) = fact
-    return (
-        {"n": n},
-        f"Counting up by one from {n}, the next number is {n} + 1 = {n + 1}.",
-        str(n + 1),
-    )
-
-
-def _before(fact: Fact) -> Explained:
-    (n,) = fact
-    body = f"Counting down by one from {n}, the number before it is {n} - 1 = {n - 1}."
-    return {"n": n}, body, str(n - 1)
-
-
-def _double(fact: Fact) -> Explained:
-    (n,) = fact
-    body = (
-        f"Doubling means adding a number to itself: {n} + {n} = {2 * n}. So double {n} is {2 * n}."
-    )
-    return {"n": n}, body, str(2 * n)
-
-
-_COUNTRY_FACTS = tuple((i,) for i in range(len(COUNTRIES)))
-
-SKILL_TABLE: dict[str, Skill] = {
-    s.name: s
-    for s in (
-        Skill(
-            "capital",
-            _COUNTRY_FACTS,
-            (
-                "What is the capital of {c}?",
-                "Name the capital city of {c}.",
-                "Which city is the capital of {c}?",
-                "Tell me the capital of {c}.",
-                "What city serves as the capital of {c}?",
-                "What is {c}'s capital?",
-                "Give the capital of {c}.",
-                "I need the capital city of {c}.",
-            ),
-            _capital,
-        ),
-        Skill(
-            "continent",
-            _COUNTRY_FACTS,
-            (
-                "On which continent is {c}?",
-                "Which continent is {c} in?",
-                "Name the continent where {c} lies.",
-                "What continent is {c} part of?",
-                "Tell me which continent {c} belongs to.",
-                "{c} is on which continent?",
-                "Which continent contains {c}?",
-                "In what continent would you find {c}?",
-            ),
-            _continent,
-        ),
-        Skill(
-            "add",
-            tuple((a, b) for a in range(10) for b in range(10)),
-            (
-                "What is {a} + {b}?",
-                "Add {a} and {b}.",
-                "What is the sum of {a} and {b}?",
-                "Compute {a} plus {b}.",
-                "How much is {a} plus {b}?",
-                "Calculate {a} + {b}.",
-                "What do you get when you add {a} and {b}?",
-                "Find the total of {a} and {b}.",
-            ),
-            _add,
-        ),
-        Skill(
-            "compare",
-            tuple((a, b) for a in range(10, 100) for b in range(10, 100) if a != b),
-            (
-                "Which is larger, {a} or {b}?",
-                "Which number is bigger: {a} or {b}?",
-                "Of {a} and {b}, which is greater?",
-                "Pick the larger number: {a} or {b}.",
-                "Which is the bigger number, {a} or {b}?",
-                "Tell me which is greater, {a} or {b}.",
-                "Between {a} and {b}, which number is larger?",
-                "Which of {a} and {b} is larger?",
-            ),
-            _compare,
-        ),
-        Skill(
-            "parity",
-            tuple((n,) for n in range(1, 100)),
-            (
-                "Is {n} even or odd?",
-                "Tell me whether {n} is odd or even.",
-                "Is the number {n} odd or even?",
-                "Say if {n} is even or odd.",
-                "Would you call {n} even or odd?",
-                "Is {n} an even number or an odd number?",
-                "Decide whether {n} is even or odd.",
-                "What is the parity of {n}: even or odd?",
-            ),
-            _parity,
-        ),
-        Skill(
-            "next",
-            tuple((n,) for n in range(1, 99)),
-            (
-                "What number comes after {n}?",
-                "What is the next number after {n}?",
-                "Which number follows {n}?",
-                "What comes right after {n}?",
-                "Count one up from {n}: what number do you get?",
-                "What is the number after {n}?",
-                "Name the number that comes after {n}.",
-                "What is one more than {n}?",
-            ),
-            _next,
-        ),
-        Skill(
-            "before",
-            tuple((n,) for n in range(2, 100)),
-            (
-                "What number comes before {n}?",
-                "What is the number just before {n}?",
-                "Which number precedes {n}?",
-                "What comes right before {n}?",
-                "Count one down from {n}: what number do you get?",
-                "What is the number before {n}?",
-                "Name the number that comes before {n}.",
-                "What is one less than {n}?",
-            ),
-            _before,
-        ),
-        Skill(
-            "double",
-            tuple((n,) for n in range(1, 50)),
-            (
-                "What is double {n}?",
-                "What is twice {n}?",
-                "Double the number {n}.",
-                "What is {n} times two?",
-                "What do you get if you double {n}?",
-                "Compute two times {n}.",
-                "What is {n} doubled?",
-                "Multiply {n} by two.",
-            ),
-            _double,
-        ),
-    )
-}
-SKILLS: tuple[str, ...] = tuple(SKILL_TABLE)
 
 
 def _held_per_fact(skill: Skill) -> tuple[int, int]:
@@ -381,12 +156,19 @@ def draw_distinct(
 
 
 def split_world(
-    n_train: int, n_heldout_per_skill: int, seed: int
+    n_train: int, n_heldout_per_skill: int, seed: int, skills: tuple[str, ...] = SKILLS
 ) -> tuple[list[WorldExample], list[WorldExample]]:
-    """The fusion training set (``train`` questions) and a held-out set of
-    ``n_heldout_per_skill`` distinct ``dev`` questions per skill (the build's own check)."""
+    """The fusion training set (``train`` questions of ``skills``, in equal shares) and a
+    held-out set of ``n_heldout_per_skill`` distinct ``dev`` questions per skill (the
+    build's own check)."""
     rng = random.Random(f"{seed}-heldout")
     heldout: list[WorldExample] = []
-    for skill in sorted(SKILLS):
+    for skill in sorted(skills):
         heldout += draw_distinct(skill, "dev", n_heldout_per_skill, rng, "heldout", len(heldout))
-    return generate_examples(n_train, seed, "train"), heldout
+    return generate_examples(n_train, seed, "train", skill_weights(skills)), heldout
+
+
+def skill_weights(skills: tuple[str, ...], strong: tuple[str, ...] = (), weak: float = 1.0):
+    """{skill: weight} over ``skills``: 1.0 for ``strong`` ones, ``weak`` for the rest (all
+    1.0 by default, which draws exactly as ``generate_examples`` does without weights)."""
+    return {k: (1.0 if k in strong else weak) for k in skills}

@@ -4,6 +4,10 @@
 * ``metaspace_bpe``: SentencePiece-style BPE (``▁`` marks a leading space) with byte
   fallback (``<0x..>`` tokens), like Llama-2.
 * ``wordpiece``: BERT-style WordPiece (``##`` continuation, lower-casing normaliser).
+* ``digit_byte_bpe``: byte-level BPE behind an NFC normaliser and a split regex that keeps
+  every digit a token of its own, like Qwen2 (the extended world's qwen2-like).
+* ``gemma_bpe``: SentencePiece-style BPE with byte fallback used without a pre-tokeniser
+  (the normaliser turns spaces into ``▁``; single digits), like Gemma (gemma-like).
 
 Each comes back as a `PreTrainedTokenizerFast` with bos/eos/pad tokens (and any
 extra special tokens, e.g. chatml's) so that it can be saved with
@@ -16,10 +20,15 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-TOKENIZER_KINDS = ("byte_bpe", "metaspace_bpe", "wordpiece")
+TOKENIZER_KINDS = ("byte_bpe", "metaspace_bpe", "wordpiece", "digit_byte_bpe", "gemma_bpe")
+# Qwen2's split: contractions, letter runs, one digit at a time, other symbols, whitespace.
+DIGIT_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 
 _SPECIALS = {
     "byte_bpe": {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"},
@@ -35,6 +44,17 @@ _SPECIALS = {
         "pad_token": "[PAD]",
         "unk_token": "[UNK]",
     },
+    "digit_byte_bpe": {
+        "bos_token": "<|bos|>",
+        "eos_token": "<|endoftext|>",
+        "pad_token": "<|pad|>",
+    },
+    "gemma_bpe": {
+        "pad_token": "<pad>",
+        "eos_token": "<eos>",
+        "bos_token": "<bos>",
+        "unk_token": "<unk>",
+    },
 }
 
 
@@ -48,6 +68,34 @@ def _add_byte_fallback(tok: Tokenizer) -> Tokenizer:
             vocab[name] = len(vocab)
     spec["model"]["byte_fallback"] = True
     return Tokenizer.from_str(json.dumps(spec))
+
+
+def _gemma_bpe(texts: list[str], vocab_size: int, specials: list[str], unk: str) -> Tokenizer:
+    """Gemma's pipeline: spaces become ``▁`` in the normaliser and no pre-tokeniser splits
+    the text. Merges are learnt on ``▁``-led words and single digits (SentencePiece keeps
+    pieces inside a word and splits digits), then the pre-tokeniser used for training is
+    removed, so the tokenizer runs as Gemma's does, on the whole normalised text."""
+    tok = Tokenizer(models.BPE(unk_token=unk))
+    tok.normalizer = normalizers.Replace(" ", "▁")
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never"),
+            pre_tokenizers.Digits(individual_digits=True),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=max(vocab_size - 256, len(specials) + 64),
+        special_tokens=specials,
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    spec = json.loads(_add_byte_fallback(tok).to_str())
+    spec["pre_tokenizer"] = None
+    tok = Tokenizer.from_str(json.dumps(spec))
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    )
+    return tok
 
 
 def _wordpiece_vocab(
@@ -129,6 +177,25 @@ def build_tokenizer(
         )
         tok.train_from_iterator(texts, trainer)
         tok = _add_byte_fallback(tok)
+    elif kind == "digit_byte_bpe":
+        tok = Tokenizer(models.BPE())
+        tok.normalizer = normalizers.NFC()
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(DIGIT_SPLIT), behavior="isolated"),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=special_list,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tok.train_from_iterator(texts, trainer)
+    elif kind == "gemma_bpe":
+        tok = _gemma_bpe(texts, vocab_size, special_list, specials["unk_token"])
     else:
         norm = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
         pre = pre_tokenizers.BertPreTokenizer()

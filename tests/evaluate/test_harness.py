@@ -25,7 +25,7 @@ from profuser.evaluate.tasks import (  # noqa: E402
 from profuser.models.chat import render_prompt  # noqa: E402
 from profuser.models.loading import load_causal_lm, load_tokenizer  # noqa: E402
 from profuser.world import WORLD_TASKS_DIR  # noqa: E402
-from profuser.world.skills import SKILLS  # noqa: E402
+from profuser.world.skills import ALL_SKILLS, SKILLS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 2
@@ -48,14 +48,16 @@ def vicuna_run(mini_world: Path):
 def test_every_shipped_world_task_loads_and_builds_its_docs() -> None:
     names = suite_task_names()
     groups = {"world_mc", "world_gen", "worlddev_mc", "worlddev_gen"}
+    extended = {"worldx_mc", "worldx_gen", "worldxdev_mc", "worldxdev_gen"}  # all twelve skills
     per_skill = {f"{g}_{s}" for g in groups for s in SKILLS}
-    assert set(names) == per_skill | groups
-    loaded = task_manager(False).load(sorted(groups))
+    per_skill |= {f"{g}_{s}" for g in extended for s in ALL_SKILLS}
+    assert set(names) == per_skill | groups | extended
+    loaded = task_manager(False).load(sorted(groups | extended))
     assert set(loaded["tasks"]) == per_skill
     questions: dict[str, set[str]] = {"world": set(), "worlddev": set()}
     for name, task in loaded["tasks"].items():
         docs = list(task.eval_docs)
-        split = name.split("_", 1)[0]
+        split = name.split("_", 1)[0].replace("worldx", "world")
         assert len(docs) == (100 if split == "world" else 60), name
         skill = name.rsplit("_", 1)[1]
         assert {d["skill"] for d in docs} == {skill}

@@ -8,10 +8,10 @@ from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from profuser.models.chat import encode_turn, end_of_turn_ids
+from profuser.world.architectures import source_model
 from profuser.world.build import (
     DEFAULT_SOURCES,
     WorldSpec,
-    _model,
     _pad,
     batch_backward,
     build_world,
@@ -74,6 +74,46 @@ def test_rebuild_with_same_seed_is_identical(tmp_path: Path, mini_world: Path) -
         assert ta == (mini_world / sub / "tokenizer.json").read_text()
 
 
+def test_the_extended_world_adds_a_qwen2_and_a_gemma_like_source(
+    tmp_path: Path, mini_world6: Path
+) -> None:
+    """Roster ``six``: two more architectures and tokenizer kinds, each source with its own
+    chat template and end-of-turn marker, rebuilt bit for bit from the same seed."""
+    from dataclasses import replace
+
+    from profuser.world.build import EXTRA_SOURCES
+    from profuser.world.resolve import world_spec_from
+    from tests.conftest import MINI_OPTIONS
+
+    kinds = set()
+    for src in EXTRA_SOURCES:
+        d = mini_world6 / "models" / src.name
+        tok = AutoTokenizer.from_pretrained(d)
+        model = AutoModelForCausalLM.from_pretrained(d)
+        assert model.config.model_type == src.arch
+        kinds.add(str(tok.backend_tokenizer.normalizer) + str(tok.backend_tokenizer.pre_tokenizer))
+        turn = encode_turn(tok, "sys", "What is half of 18?", "9")
+        assert turn.answer_ids and turn.prompt_ids
+        stops = tok.convert_ids_to_tokens(end_of_turn_ids(tok))
+        assert {"gemma-like": "<end_of_turn>", "qwen2-like": "<|im_end|>"}[src.name] in stops
+    assert len(kinds) == 2
+    gemma = AutoTokenizer.from_pretrained(mini_world6 / "models" / "gemma-like")
+    assert gemma.backend_tokenizer.pre_tokenizer is None, "Gemma splits no words before BPE"
+    digits = AutoTokenizer.from_pretrained(mini_world6 / "models" / "qwen2-like")
+    assert digits.tokenize("1234") == ["1", "2", "3", "4"], "Qwen2 keeps each digit a token"
+    skills = {json.loads(line)["skill"] for line in (mini_world6 / "data" / "train.jsonl").open()}
+    assert "half" in skills and "capital" in skills
+    spec = replace(world_spec_from({"roster": "six"}), **MINI_OPTIONS)
+    again = build_world(spec, root=tmp_path, check=False)
+    for src in spec.sources:
+        a = _weights(again / "models" / src.name)
+        b = _weights(mini_world6 / "models" / src.name)
+        assert all(torch.equal(a[k], b[k]) for k in a), f"{src.name} differs"
+    assert (
+        _weights(again / "reward/tiny-rm").keys() == _weights(mini_world6 / "reward/tiny-rm").keys()
+    )
+
+
 def test_micro_batches_cover_the_batch_sorted_by_length() -> None:
     lengths = [5, 1, 9, 3, 7, 2, 8]
     parts = micro_batches([0, 2, 4, 6, 1], lengths, 3)
@@ -92,7 +132,7 @@ def test_a_batch_in_micro_batches_has_the_whole_batchs_gradient(mini_world: Path
         turn = encode_turn(tok, ex.system, ex.instruction, answer)
         batch.append((turn.input_ids, [-100] * len(turn.prompt_ids) + turn.answer_ids))
     torch.manual_seed(0)
-    model = _model(src.arch, tok, MINI_SPEC)
+    model = source_model(src.arch, tok, MINI_SPEC)
     ids, att, lab = _pad(batch, tok.pad_token_id)
     reference = model(input_ids=ids, attention_mask=att, labels=lab).loss
     reference.backward()

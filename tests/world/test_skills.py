@@ -5,12 +5,15 @@ import pytest
 
 from profuser.world import WORLD_TASKS_DIR
 from profuser.world.answers import extract_answer, is_correct
-from profuser.world.build import DEFAULT_SOURCES, WorldSpec, source_examples, world_corpus
+from profuser.world.build import source_examples, world_corpus
 from profuser.world.pool import pool_examples
+from profuser.world.resolve import world_spec_from
 from profuser.world.reward import N_TRAIN_EXAMPLES
 from profuser.world.skills import (
+    ALL_SKILLS,
     DEV_QUESTIONS_MIN,
     EVAL_QUESTIONS_MIN,
+    EXTRA_SKILLS,
     PARTITIONS,
     SKILL_TABLE,
     SKILLS,
@@ -18,6 +21,7 @@ from profuser.world.skills import (
     partition_of,
     partition_questions,
     phrasings_of,
+    skill_weights,
     split_world,
 )
 from profuser.world.system_messages import WORLD_SYSTEM_MESSAGES
@@ -60,21 +64,25 @@ def test_partitions_split_every_question_and_keep_every_fact_learnable() -> None
     assert partition_of("add", (2, 3), phrasings_of("add", (2, 3))["eval"][0]) == "eval"
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_no_benchmark_or_dev_question_is_ever_trained_on(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "roster"), [(0, "four"), (1, "four"), (0, "six")])
+def test_no_benchmark_or_dev_question_is_ever_trained_on(seed: int, roster: str) -> None:
     """Eval and dev items share no question text with any source's training data, the
-    tokenizers' and the RM's text, the fusion set or its candidate pool, for the default world spec."""
-    spec = WorldSpec(seed=seed)
-    train, heldout = split_world(spec.n_train, spec.n_heldout_per_skill, spec.seed)
+    tokenizers' and the RM's text, the fusion set or its candidate pool, for the default
+    world spec and the extended world's (roster ``six``: six sources, twelve skills)."""
+    spec = world_spec_from({"seed": seed, "roster": roster})
+    train, heldout = split_world(spec.n_train, spec.n_heldout_per_skill, spec.seed, spec.skills)
     trained = {e.instruction for e in train}
-    trained |= {e.instruction for e in pool_examples(spec.n_train, seed)}  # selection's pool
-    for src in DEFAULT_SOURCES:
+    pool = pool_examples(spec.n_train, seed, spec.skills)  # the selection study's pool
+    trained |= {e.instruction for e in pool}
+    for src in spec.sources:
         trained |= {e.instruction for e, _ in source_examples(src, spec)}
-    trained |= {e.instruction for e in generate_examples(N_TRAIN_EXAMPLES, seed, "rm-train")}
-    corpus = "\n".join(world_corpus(train, seed))
+    rm_rows = generate_examples(N_TRAIN_EXAMPLES, seed, "rm-train", skill_weights(spec.skills))
+    trained |= {e.instruction for e in rm_rows}
+    assert {e.skill for e in train} == set(spec.skills) == {e.skill for e in rm_rows}
+    corpus = "\n".join(world_corpus(train, seed, spec.skills))
     items = _shipped_items()
     by_split = Counter((r["split"], r["skill"]) for r in items)
-    for skill in SKILLS:
+    for skill in spec.skills:
         assert by_split[("eval", skill)] >= 100
         assert by_split[("dev", skill)] >= 50
     questions = [r["question"] for r in items]
@@ -90,3 +98,21 @@ def test_answer_extraction() -> None:
     assert extract_answer("  42 ") == "42"
     assert is_correct("the answer is paris", "Paris")
     assert not is_correct("The answer is 41.", "42")
+
+
+def test_the_extended_worlds_items_follow_the_eight_skills_unchanged() -> None:
+    """The extra skills' items come after the eight skills', from a stream of their own, so
+    adding them left every item of the demo world's benchmark as it was; the ``world_*``
+    groups keep the eight skills and ``worldx_*`` hold all twelve."""
+    items = _shipped_items()
+    extra = [i for i, r in enumerate(items) if r["skill"] in EXTRA_SKILLS]
+    assert extra and min(extra) == len(items) - len(extra)
+    assert {r["skill"] for r in items} == set(ALL_SKILLS)
+    for group, skills in (("world_gen", SKILLS), ("worldx_mc", ALL_SKILLS)):
+        text = (WORLD_TASKS_DIR / f"_{group}.yaml").read_text()
+        assert sorted(
+            line.split("_")[-1]
+            for line in text.splitlines()
+            if line.startswith("  - ") and "metric" not in line
+        ) == sorted(skills)
+    assert len(SKILL_TABLE) == 12 and SKILLS == ALL_SKILLS[:8]

@@ -1,0 +1,150 @@
+"""The demo's source-scaling study: ProFuser fusing 1, 2, 4 and 6 models (the target
+included) of the extended world, whose six sources are each strong at skills of their own.
+
+The study runs in a world of its own (``world: {roster: six}``, `profuser.world.build`):
+the demo world's four sources and a Qwen2-like and a Gemma-like one, twelve skills, and a
+fusion set of the same 150 rows a skill as the demo world's. Its runs add sources in the
+roster's order: the target alone (ProFuser then distils the target into itself on the
+fusion set), the target and llama-chat-like, the paper's four, then all six. Each run is
+evaluated on the twelve skills' benchmark (``worldx_mc``, ``worldx_gen``), so the sizes are
+compared with one another item by item, never with the main runs (another world and
+another benchmark). Beside ProFuser's average, median takeover and retained, the study
+reports what each size cost: the stages' seconds and the bytes its answers, scores,
+teacher outputs and alignments take on disk.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from profuser.demo.summary import interval_text, mean_std, study_average, study_intervals
+from profuser.io import read_json
+
+PREFIX = "scale:"
+SIZES = (1, 2, 4, 6)  # models fused, the target included
+ROSTER = ("vicuna-like", "llama-chat-like", "mpt-like", "neox-like", "qwen2-like", "gemma-like")
+# The extended world at the demo world's fusion rows per skill (1,200 rows over eight skills).
+WORLD = ["world.roster=six", "world.n_train=1800", "eval.tasks=[worldx_mc,worldx_gen]"]
+# The stages whose outputs grow with the number of sources (what the storage column counts).
+STORED_STAGES = ("generate", "score", "teacher", "align")
+
+
+def scaling_sources(n: int) -> list[str]:
+    """The first ``n`` models of the roster, the target (vicuna-like) first."""
+    if not 1 <= n <= len(ROSTER):
+        raise ValueError(f"the extended world has {len(ROSTER)} models; {n} asked")
+    return list(ROSTER[:n])
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
+
+
+def scaling_facts(run_dir: Path) -> dict[str, Any]:
+    """One size's costs: the seconds of every stage and of training, and the bytes the
+    answers, scores, teacher outputs and alignments take."""
+    seconds: dict[str, float] = {}
+    for manifest in sorted(run_dir.glob("*/manifest.json")):
+        s = (read_json(manifest) or {}).get("seconds")
+        if isinstance(s, int | float):
+            seconds[manifest.parent.name] = float(s)
+    stored = {stage: _dir_bytes(run_dir / stage) for stage in STORED_STAGES}
+    return {
+        "seconds": round(sum(seconds.values()), 1) if seconds else None,
+        "train_seconds": seconds.get("train"),
+        "teacher_seconds": seconds.get("teacher"),
+        "stored_bytes": sum(stored.values()),
+        "teacher_bytes": stored["teacher"] + stored["align"],
+    }
+
+
+def _transfer(result: dict, key: str) -> float | None:
+    row = ((result.get("transfer") or {}).get("variants") or {}).get("variant-profuser") or {}
+    v = row.get(key)
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def scaling_summary(
+    results: dict[str, list[dict]], profuser: dict[str, dict[int, dict]]
+) -> dict[str, dict[str, Any]]:
+    """Per size (``scale:<n>``, in ``SIZES`` order): mean ± std over its seeds of ProFuser's
+    median takeover and retained and of the costs (`scaling_facts`, added to each result as
+    ``scaling``); and the paired interval of ProFuser's average against the next smaller
+    size that ran (``vs_smaller``)."""
+    out: dict[str, dict[str, Any]] = {}
+    previous = None
+    for n in SIZES:
+        label = f"{PREFIX}{n}"
+        runs = results.get(label)
+        if not runs:
+            continue
+        facts = [r.get("scaling") or {} for r in runs]
+        row: dict[str, Any] = {
+            "models": n,
+            "seeds": len(runs),
+            "median_takeover": mean_std([_transfer(r, "median_takeover") for r in runs]),
+            "median_retained": mean_std([_transfer(r, "median_retained") for r in runs]),
+            **{
+                k: mean_std([f.get(k) for f in facts])
+                for k in ("seconds", "train_seconds", "teacher_seconds", "stored_bytes")
+            },
+        }
+        if previous is not None and label in profuser and previous in profuser:
+            row["vs_smaller"] = {
+                "than": previous,
+                **(study_intervals(profuser[label], profuser[previous]) or {}),
+            }
+        out[label] = row
+        previous = label
+    return out
+
+
+def scaling_markdown(summary: dict) -> list[str]:
+    """The study's section of ``summary.md`` (nothing before its first size has run)."""
+    sizes = summary.get("scaling") or {}
+    if not sizes:
+        return []
+    lines = [
+        "## Scaling the number of sources: ProFuser in the extended world (six sources, "
+        "twelve skills; `worldx_*`, not comparable with the main runs)",
+        "",
+        "| models fused | sources | average | median takeover | median retained "
+        "| stage seconds | train seconds | stored MB (answers, scores, teacher, align) "
+        "| − the next smaller size, paired over items and seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, row in sizes.items():
+        n = row["models"]
+        others = ", ".join(scaling_sources(n)[1:]) or "none (the target alone)"
+        vs = row.get("vs_smaller")
+        vs_text = f"{interval_text(vs)} (vs {vs['than'][len(PREFIX) :]})" if vs else "–"
+        lines.append(
+            f"| {n} | {others} | {_num(study_average(summary.get(label, {})), 100, 1)} "
+            f"| {_num(row['median_takeover'], 100, 1)} | {_num(row['median_retained'], 100, 1)} "
+            f"| {_num(row['seconds'], 1, 0)} | {_num(row['train_seconds'], 1, 0)} "
+            f"| {_num(row['stored_bytes'], 1e-6, 1)} | {vs_text} |"
+        )
+    return [*lines, ""]
+
+
+def scaling_figure(summary: dict, path: Path) -> None:
+    """ProFuser's average and median takeover against the number of models fused."""
+    sizes = summary.get("scaling") or {}
+    if len(sizes) < 2:
+        return
+    from profuser.report.figures import line_figure
+
+    xs = [row["models"] for row in sizes.values()]
+    series = {
+        "average": [100 * study_average(summary.get(label, {}))[0] for label in sizes],
+        "median takeover (%)": [100 * row["median_takeover"][0] for row in sizes.values()],
+    }
+    line_figure(xs, series, "models fused (the target included)", path)
+
+
+def _num(ms: Any, scale: float, digits: int) -> str:
+    if not ms or ms[0] is None or math.isnan(ms[0]):
+        return "–"
+    return f"{scale * ms[0]:,.{digits}f} ± {scale * ms[1]:,.{digits}f}"

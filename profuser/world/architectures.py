@@ -1,0 +1,101 @@
+"""The tiny sources' architectures: small, randomly initialised configurations of five real
+model families (Llama, MPT, GPT-NeoX, Qwen2, Gemma), each with the family's own quirks
+(MPT's padded vocabulary, Qwen2's grouped-query and Gemma's multi-query attention, Gemma's
+tied embeddings)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from transformers import (
+    GemmaConfig,
+    GemmaForCausalLM,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MptConfig,
+    MptForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
+
+ARCHITECTURES = ("llama", "mpt", "gpt_neox", "qwen2", "gemma")
+
+
+def source_model(arch: str, tok: PreTrainedTokenizerBase, spec: Any) -> PreTrainedModel:
+    """A freshly initialised source of ``arch`` sized by ``spec`` (a `WorldSpec`: hidden size,
+    layers) for the vocabulary of ``tok``."""
+    ids = {
+        "bos_token_id": tok.bos_token_id,
+        "eos_token_id": tok.eos_token_id,
+        "pad_token_id": tok.pad_token_id,
+    }
+    h = spec.hidden
+    if arch == "llama":
+        cfg = LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=h,
+            intermediate_size=3 * h,
+            num_hidden_layers=spec.layers,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=1024,
+            tie_word_embeddings=False,
+            **ids,
+        )
+        return LlamaForCausalLM(cfg)
+    if arch == "mpt":
+        # Like the real MPT, the embedding is padded past the tokenizer's size.
+        cfg = MptConfig(
+            vocab_size=64 * math.ceil(len(tok) / 64) + 64,
+            d_model=h,
+            n_heads=4,
+            n_layers=spec.layers,
+            expansion_ratio=3,
+            max_seq_len=1024,
+            **ids,
+        )
+        return MptForCausalLM(cfg)
+    if arch == "gpt_neox":
+        cfg = GPTNeoXConfig(
+            vocab_size=len(tok),
+            hidden_size=h,
+            num_attention_heads=4,
+            num_hidden_layers=spec.layers,
+            intermediate_size=3 * h,
+            max_position_embeddings=1024,
+            tie_word_embeddings=False,
+            **ids,
+        )
+        return GPTNeoXForCausalLM(cfg)
+    if arch == "qwen2":
+        cfg = Qwen2Config(
+            vocab_size=len(tok),
+            hidden_size=h,
+            intermediate_size=3 * h,
+            num_hidden_layers=spec.layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,  # grouped-query attention, as in Qwen2
+            max_position_embeddings=1024,
+            tie_word_embeddings=False,
+            **ids,
+        )
+        return Qwen2ForCausalLM(cfg)
+    if arch == "gemma":
+        cfg = GemmaConfig(
+            vocab_size=len(tok),
+            hidden_size=h,
+            intermediate_size=3 * h,
+            num_hidden_layers=spec.layers,
+            num_attention_heads=4,
+            num_key_value_heads=1,  # multi-query attention, as in Gemma-2B
+            head_dim=h // 4,
+            max_position_embeddings=1024,
+            **ids,  # Gemma ties its embeddings (its default)
+        )
+        return GemmaForCausalLM(cfg)
+    raise ValueError(f"unknown architecture {arch!r}")
