@@ -29,6 +29,10 @@ ROSTER = ("vicuna-like", "llama-chat-like", "mpt-like", "neox-like", "qwen2-like
 WORLD = ["world.roster=six", "world.n_train=1800", "eval.tasks=[worldx_mc,worldx_gen]"]
 # The stages whose outputs grow with the number of sources (what the storage column counts).
 STORED_STAGES = ("generate", "score", "teacher", "align")
+# What fusing costs: every stage up to the trained model. Not eval, whose time depends on
+# whether the sources' records were cached by an earlier run, nor the report.
+FUSION_STAGES = ("data", "select", "generate", "score", "teacher", "align", "pairs", "logprobs")
+GEN_TASK = "worldx_gen"  # the per-skill table's task
 
 
 def scaling_sources(n: int) -> list[str]:
@@ -43,13 +47,13 @@ def _dir_bytes(path: Path) -> int:
 
 
 def scaling_facts(run_dir: Path) -> dict[str, Any]:
-    """One size's costs: the seconds of every stage and of training, and the bytes the
-    answers, scores, teacher outputs and alignments take."""
+    """One size's costs: the seconds of the fusion stages (up to and with training) and of
+    training alone, and the bytes the answers, scores, teacher outputs and alignments take."""
     seconds: dict[str, float] = {}
-    for manifest in sorted(run_dir.glob("*/manifest.json")):
-        s = (read_json(manifest) or {}).get("seconds")
+    for stage in (*FUSION_STAGES, "train"):
+        s = (read_json(run_dir / stage / "manifest.json") or {}).get("seconds")
         if isinstance(s, int | float):
-            seconds[manifest.parent.name] = float(s)
+            seconds[stage] = float(s)
     stored = {stage: _dir_bytes(run_dir / stage) for stage in STORED_STAGES}
     return {
         "seconds": round(sum(seconds.values()), 1) if seconds else None,
@@ -111,7 +115,8 @@ def scaling_markdown(summary: dict) -> list[str]:
         "twelve skills; `worldx_*`, not comparable with the main runs)",
         "",
         "| models fused | sources | average | median takeover | median retained "
-        "| stage seconds | train seconds | stored MB (answers, scores, teacher, align) "
+        "| fusion seconds (stages to the trained model) | train seconds "
+        "| stored MB (answers, scores, teacher, align) "
         "| − the next smaller size, paired over items and seeds |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -126,7 +131,51 @@ def scaling_markdown(summary: dict) -> list[str]:
             f"| {_num(row['seconds'], 1, 0)} | {_num(row['train_seconds'], 1, 0)} "
             f"| {_num(row['stored_bytes'], 1e-6, 1)} | {vs_text} |"
         )
-    return [*lines, ""]
+    return [*lines, "", *_per_skill(summary, sizes), ""]
+
+
+def _per_skill(summary: dict, sizes: dict[str, dict]) -> list[str]:
+    """ProFuser's exact match per skill at each size, under the target and the best source."""
+    tasks = [((summary.get(label) or {}).get("transfer") or {}).get("tasks", {}) for label in sizes]
+    skills = sorted({k for t in tasks for k in t.get(GEN_TASK, {})})
+    if not skills:
+        return []
+
+    def score(cell: dict, model: str) -> float | None:
+        v = (cell.get("scores") or {}).get(model)
+        return None if not v or v[0] is None or math.isnan(v[0]) else v[0]
+
+    largest = tasks[-1].get(GEN_TASK, {})  # the largest size ran with every source
+    target = f"source-{ROSTER[0]}"
+    best = [
+        max(
+            (
+                v[0]
+                for m, v in (largest.get(k, {}).get("scores") or {}).items()
+                if m.startswith("source-")
+            ),
+            default=None,
+        )
+        for k in skills
+    ]
+    rows = [
+        (f"target ({ROSTER[0]})", [score(largest.get(k, {}), target) for k in skills]),
+        (f"best of the sources fused at {sizes[list(sizes)[-1]]['models']}", best),
+    ]
+    for row, t in zip(sizes.values(), tasks, strict=True):
+        n = row["models"]
+        cells = [score(t.get(GEN_TASK, {}).get(k, {}), "variant-profuser") for k in skills]
+        rows.append((f"ProFuser, {n} model{'s' if n > 1 else ''}", cells))
+    lines = [
+        f"ProFuser's `{GEN_TASK}` exact match per skill (mean over seeds):",
+        "",
+        "| model | " + " | ".join(skills) + " |",
+        "|---|" + "---|" * len(skills),
+    ]
+    for name, values in rows:
+        cells = ["–" if v is None else f"{100 * v:.0f}" for v in values]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def scaling_figure(summary: dict, path: Path) -> None:

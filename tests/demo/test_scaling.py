@@ -22,6 +22,7 @@ from profuser.demo.scaling import (
     scaling_sources,
     scaling_summary,
 )
+from profuser.demo.summary import SUMMARY_KEYS
 from profuser.errors import ConfigError
 
 N = 20
@@ -38,10 +39,21 @@ def _record(right: int) -> dict:
 
 
 def _result(avg: float, takeover: float | None, seconds: float) -> dict:
+    scores = {"source-vicuna-like": 0.1, "source-qwen2-like": 0.9, "variant-profuser": avg}
+    half = {
+        "scores": {m: {"score": v} for m, v in scores.items()},
+        "kind": "source-led",
+        "takeover": {},
+        "retained": {},
+    }
+    mine = {"median_takeover": takeover, "average": avg}
     return {
         "models": [{"kind": "variant", "name": "profuser", "scores": {"average": avg}}],
-        "transfer": {
-            "variants": {"variant-profuser": {"median_takeover": takeover, "median_retained": 0.9}}
+        "transfer": {  # the shape of a run's report/results.json transfer table
+            "target": "source-vicuna-like",
+            "tasks": {"worldx_gen": {"half": half}},
+            "variants": {"variant-profuser": dict.fromkeys(SUMMARY_KEYS, 0.9) | mine},
+            "oracle": {"average": 0.95},
         },
         "scaling": {"seconds": seconds, "train_seconds": seconds / 2, "stored_bytes": 2e6},
     }
@@ -97,6 +109,9 @@ def test_facts_count_the_stage_seconds_and_the_bytes_each_size_stores(tmp_path: 
     (tmp_path / "train" / "model.bin").write_bytes(b"x" * 5000)  # not a stored-per-source stage
     facts = scaling_facts(tmp_path)
     assert facts["seconds"] == 28.0 and facts["train_seconds"] == 20.0
+    (tmp_path / "eval").mkdir()  # eval's time depends on the cache: not a fusion cost
+    (tmp_path / "eval" / "manifest.json").write_text(json.dumps({"seconds": 99.0}))
+    assert scaling_facts(tmp_path)["seconds"] == 28.0
     teacher_manifest = len((tmp_path / "teacher" / "manifest.json").read_bytes())
     generate_manifest = len((tmp_path / "generate" / "manifest.json").read_bytes())
     assert facts["teacher_bytes"] == 1000 + teacher_manifest
@@ -127,3 +142,6 @@ def test_each_size_is_compared_with_the_next_smaller_one_item_by_item() -> None:
     assert "## Scaling the number of sources" in md
     assert "| 1 | none (the target alone) | 50.0 ± 0.0 | – |" in md
     assert "(vs 2)" in md and "llama-chat-like, mpt-like" in md
+    # per skill: the target, the best source, then ProFuser at each size
+    assert "| target (vicuna-like) | 10 |" in md and "| best of the sources fused at 6 | 90 |" in md
+    assert "| ProFuser, 1 model | 50 |" in md and "| ProFuser, 6 models | 80 |" in md
