@@ -148,7 +148,14 @@ def _kv(items: list[str]):
 def cmd_demo(args: argparse.Namespace) -> int:
     from profuser.config import load_config
     from profuser.configs import config_path
-    from profuser.demo.runs import demo_seeds, only_runs, plan, run_demo, scaling_planned
+    from profuser.demo.runs import (
+        demo_config,
+        demo_seeds,
+        only_runs,
+        plan,
+        run_demo,
+        scaling_planned,
+    )
     from profuser.pipeline import print_run_summary
     from profuser.world.resolve import materialize_world
 
@@ -158,9 +165,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out or ("runs/demo-quick" if args.quick else "runs/demo"))
     load_config(cfg_path, args.overrides)  # fail on a bad override before building anything
     seeds = demo_seeds(args.quick, args.seeds, args.study_seeds)
+    if args.quick and args.scaling:
+        raise UserError(
+            "--scaling: the source-scaling study belongs to the full demo; drop --quick"
+        )
     scaling = scaling_planned(args.scaling, args.only)
-    only_runs(plan(out, args.quick, seeds, [], args.study_seeds, 1, scaling).runs, args.only)
-    _, world_dir = materialize_world(load_config(cfg_path, args.overrides))
+    chosen = only_runs(
+        plan(out, args.quick, seeds, [], args.study_seeds, 1, scaling).runs, args.only
+    )
+    # The world the chosen runs fuse: the extended one where only the scaling study runs.
+    first = chosen[0] if chosen and all(r[0].startswith("scale:") for r in chosen) else None
+    world_cfg = demo_config(cfg_path, [*args.overrides, *first[2]], first[3]) if first else None
+    _, world_dir = materialize_world(world_cfg or load_config(cfg_path, args.overrides))
     _print_accuracy(world_dir)
     run_demo(
         cfg_path,

@@ -53,10 +53,8 @@ def _table(models: list[dict], names: list[str] | None = None) -> str:
 
 def summary_markdown(summary: dict, quick: bool) -> str:
     main = summary.get("main", {})
-    lines = [
-        f"# Tiny-world demo ({'quick' if quick else 'full'}): mean ± std over {main.get('seeds', 0)} seed(s)",
-        "",
-    ]
+    over = f"mean ± std over {main['seeds']} seed(s)" if main.get("seeds") else "its studies"
+    lines = [f"# Tiny-world demo ({'quick' if quick else 'full'}): {over}", ""]
     if main.get("models"):  # a demo run with --only may leave out the main runs
         lines += [
             "## Table 1 shape: sources, variants and merges",

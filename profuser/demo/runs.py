@@ -161,7 +161,7 @@ def demo_seeds(quick: bool, seeds: list[int] | None, study_seeds: list[int] | No
     return seeds
 
 
-def _config(cfg_path: Path, overrides: list[str], keep: list[str] | None):
+def demo_config(cfg_path: Path, overrides: list[str], keep: list[str] | None) -> RunConfig:
     """The demo config with ``overrides``; ``keep`` names its sources, in order (the
     number-of-sources and source-scaling studies): the config's own entry of each, or for a
     source the config does not name (the extended world's), its model in the world."""
@@ -227,7 +227,7 @@ def run_demo(
     runs = only_runs(everything, only)
     scale_runs = [r for r in runs if r[0].startswith(SCALE_PREFIX)]
     if scale_runs:  # built here, once, not by two runs at once
-        materialize_world(_config(cfg_path, scale_runs[0][2], scale_runs[0][3]))
+        materialize_world(demo_config(cfg_path, scale_runs[0][2], scale_runs[0][3]))
     # plan index -> (seed, target) of finished runs: those this call runs, and with --only
     # the other planned runs an earlier call finished in ``out``, so the summary keeps them
     target = cfg.target
@@ -265,7 +265,7 @@ def run_planned(cfg_path: Path, out: Path, force: bool, spec: tuple) -> tuple[in
     """One planned run ``(label, dir, overrides, keep)``, its upstream stages taken from its
     seed's main run where they match; returns the run's seed and target."""
     label, run_dir, overrides, keep = spec
-    cfg, _ = materialize_world(_config(cfg_path, overrides, keep))
+    cfg, _ = materialize_world(demo_config(cfg_path, overrides, keep))
     log.info("demo: %s (seed %d) -> %s", label, cfg.seed, run_dir)
     if label != "main":
         share_upstream(out / f"seed-{cfg.seed}", run_dir, cfg)

@@ -25,7 +25,8 @@ from profuser.io import read_json
 PREFIX = "scale:"
 SIZES = (1, 2, 4, 6)  # models fused, the target included
 ROSTER = ("vicuna-like", "llama-chat-like", "mpt-like", "neox-like", "qwen2-like", "gemma-like")
-# The extended world at the demo world's fusion rows per skill (1,200 rows over eight skills).
+# The extended world at the demo world's fusion rows per skill (1,200 rows over eight skills;
+# these overrides come after the user's, so a `world.n_train=` of theirs does not reach it).
 WORLD = ["world.roster=six", "world.n_train=1800", "eval.tasks=[worldx_mc,worldx_gen]"]
 # The stages whose outputs grow with the number of sources (what the storage column counts).
 STORED_STAGES = ("generate", "score", "teacher", "align")
@@ -95,13 +96,14 @@ def scaling_summary(
                 for k in ("seconds", "train_seconds", "teacher_seconds", "stored_bytes")
             },
         }
-        if previous is not None and label in profuser and previous in profuser:
-            row["vs_smaller"] = {
-                "than": previous,
-                **(study_intervals(profuser[label], profuser[previous]) or {}),
-            }
+        if previous is not None and label in profuser:
+            # ``study`` is this size, ``main`` the smaller one, in the result's ``means``
+            paired = study_intervals(profuser[label], profuser[previous])
+            if paired is not None:  # None: the two sizes ran no seed in common
+                row["vs_smaller"] = {"than": previous, **paired}
         out[label] = row
-        previous = label
+        if label in profuser:  # the next size is compared with the last one that has a record
+            previous = label
     return out
 
 
@@ -145,7 +147,7 @@ def _per_skill(summary: dict, sizes: dict[str, dict]) -> list[str]:
         v = (cell.get("scores") or {}).get(model)
         return None if not v or v[0] is None or math.isnan(v[0]) else v[0]
 
-    largest = tasks[-1].get(GEN_TASK, {})  # the largest size ran with every source
+    largest = tasks[-1].get(GEN_TASK, {})  # the largest size that ran: its sources' scores
     target = f"source-{ROSTER[0]}"
     best = [
         max(
@@ -160,7 +162,7 @@ def _per_skill(summary: dict, sizes: dict[str, dict]) -> list[str]:
     ]
     rows = [
         (f"target ({ROSTER[0]})", [score(largest.get(k, {}), target) for k in skills]),
-        (f"best of the sources fused at {sizes[list(sizes)[-1]]['models']}", best),
+        (f"best of the sources fused at {list(sizes.values())[-1]['models']}", best),
     ]
     for row, t in zip(sizes.values(), tasks, strict=True):
         n = row["models"]

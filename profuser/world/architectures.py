@@ -6,7 +6,7 @@ tied embeddings)."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 from transformers import (
     GemmaConfig,
@@ -23,10 +23,13 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
+if TYPE_CHECKING:
+    from profuser.world.build import WorldSpec
+
 ARCHITECTURES = ("llama", "mpt", "gpt_neox", "qwen2", "gemma")
 
 
-def source_model(arch: str, tok: PreTrainedTokenizerBase, spec: Any) -> PreTrainedModel:
+def source_model(arch: str, tok: PreTrainedTokenizerBase, spec: WorldSpec) -> PreTrainedModel:
     """A freshly initialised source of ``arch`` sized by ``spec`` (a `WorldSpec`: hidden size,
     layers) for the vocabulary of ``tok``."""
     ids = {

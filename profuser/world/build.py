@@ -1,4 +1,5 @@
-"""Build the tiny world: data, three kinds of tokenizer, four small source models.
+"""Build the tiny world: data, three kinds of tokenizer, four small source models of three
+architectures (the extended world: five kinds, six models of five architectures).
 
 The extended world (``world: {roster: six}``, :data:`ROSTERS`) adds a Qwen2-like and a
 Gemma-like source, with tokenizers of two more kinds, each strong at two skills of

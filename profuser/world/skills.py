@@ -168,7 +168,9 @@ def split_world(
     return generate_examples(n_train, seed, "train", skill_weights(skills)), heldout
 
 
-def skill_weights(skills: tuple[str, ...], strong: tuple[str, ...] = (), weak: float = 1.0):
+def skill_weights(
+    skills: tuple[str, ...], strong: tuple[str, ...] = (), weak: float = 1.0
+) -> dict[str, float]:
     """{skill: weight} over ``skills``: 1.0 for ``strong`` ones, ``weak`` for the rest (all
     1.0 by default, which draws exactly as ``generate_examples`` does without weights)."""
     return {k: (1.0 if k in strong else weak) for k in skills}

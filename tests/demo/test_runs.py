@@ -101,19 +101,19 @@ def test_studies_reuse_only_the_main_runs_stages_with_their_own_fingerprint(
     tmp_path: Path,
 ) -> None:
     from profuser.configs import config_path
-    from profuser.demo.runs import SHARED_STAGES, _config, share_upstream
+    from profuser.demo.runs import SHARED_STAGES, demo_config, share_upstream
     from profuser.io import atomic_write_json, read_json
     from profuser.pipeline import fingerprints, load_stages
 
     load_stages()
     cfg_path = config_path("demo")
-    main_fps = fingerprints(_config(cfg_path, ["seed=0"], None))
+    main_fps = fingerprints(demo_config(cfg_path, ["seed=0"], None))
     main = tmp_path / "seed-0"
     for name in SHARED_STAGES:
         atomic_write_json(
             main / name / "manifest.json", {"fingerprint": main_fps[name], "complete": True}
         )
-    rule = _config(cfg_path, ["seed=0", "advantage.inference_rule=reference"], None)
+    rule = demo_config(cfg_path, ["seed=0", "advantage.inference_rule=reference"], None)
     copied = share_upstream(main, tmp_path / "rule", rule)
     assert copied == [
         "data",
@@ -123,10 +123,10 @@ def test_studies_reuse_only_the_main_runs_stages_with_their_own_fingerprint(
     assert copied == [n for n in SHARED_STAGES if fingerprints(rule)[n] == main_fps[n]]
     assert read_json(tmp_path / "rule" / "generate" / "manifest.json")["complete"]
     # Fewer sources: only the data stage is the same.
-    fewer = _config(cfg_path, ["seed=0", "merges=[]"], ["vicuna-like", "mpt-like"])
+    fewer = demo_config(cfg_path, ["seed=0", "merges=[]"], ["vicuna-like", "mpt-like"])
     assert share_upstream(main, tmp_path / "fewer", fewer) == ["data"]  # select probes the sources
     # Another seed, or an incomplete main stage: nothing to share.
-    assert share_upstream(main, tmp_path / "other", _config(cfg_path, ["seed=1"], None)) == [
+    assert share_upstream(main, tmp_path / "other", demo_config(cfg_path, ["seed=1"], None)) == [
         "data",
         "select",
     ]

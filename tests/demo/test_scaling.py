@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from profuser.demo.runs import (
-    _config,
     aggregate,
+    demo_config,
     only_runs,
     plan,
     scaling_planned,
@@ -81,13 +81,13 @@ def test_a_size_fuses_the_first_models_of_the_extended_world() -> None:
     assert scaling_sources(2) == ["vicuna-like", "llama-chat-like"]
     with pytest.raises(ValueError, match="has 6 models; 7 asked"):
         scaling_sources(7)
-    cfg = _config(config_path("demo"), ["seed=0", "merges=[]", *WORLD], scaling_sources(6))
+    cfg = demo_config(config_path("demo"), ["seed=0", "merges=[]", *WORLD], scaling_sources(6))
     assert [s.name for s in cfg.sources] == list(ROSTER)
     assert cfg.sources[-1].path == "world:models/gemma-like"
     assert cfg.sources[1].path == "world:models/llama-chat-like"  # the config's own entry
     assert cfg.path_options["world"]["roster"] == "six"
     assert cfg.eval.tasks == ["worldx_mc", "worldx_gen"]
-    alone = _config(config_path("demo"), ["seed=0", "merges=[]", *WORLD], scaling_sources(1))
+    alone = demo_config(config_path("demo"), ["seed=0", "merges=[]", *WORLD], scaling_sources(1))
     assert [s.name for s in alone.sources] == ["vicuna-like"] and alone.target == "vicuna-like"
 
 
