@@ -145,3 +145,14 @@ def test_each_size_is_compared_with_the_next_smaller_one_item_by_item() -> None:
     # per skill: the target, the best source, then ProFuser at each size
     assert "| target (vicuna-like) | 10 |" in md and "| best of the sources fused at 6 | 90 |" in md
     assert "| ProFuser, 1 model | 50 |" in md and "| ProFuser, 6 models | 80 |" in md
+
+
+def test_a_size_without_a_record_is_skipped_in_the_comparisons() -> None:
+    results = {f"scale:{n}": [_result(0.5 + n / 100, 0.5, 100)] for n in (1, 2, 4)}
+    profuser = {"scale:1": {0: _record(8)}, "scale:4": {0: _record(12)}}  # no record at 2
+    got = scaling_summary(results, profuser)
+    assert "vs_smaller" not in got["scale:2"]
+    assert got["scale:4"]["vs_smaller"]["than"] == "scale:1"
+    # sizes that share no seed get no interval rather than a wrong reason
+    got = scaling_summary(results, {"scale:1": {0: _record(8)}, "scale:4": {1: _record(12)}})
+    assert "vs_smaller" not in got["scale:4"]
