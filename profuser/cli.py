@@ -295,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--study-seeds",
         type=int,
         nargs="+",
-        help="seeds of the full demo's studies, each also a run seed (default: the first run seed)",
+        help="seeds of the full demo's studies, each also a run seed (default: every run seed for "
+        "the implicit-fusion study, the first for the others)",
     )
     d.add_argument(
         "--only",

@@ -7,9 +7,12 @@ study (Figure 3), the number-of-sources study (Table 4 / Figure 4) and ProFuser
 through LoRA adapters, each ProFuser run of a study paired item by item with the
 main run of its seed; and the selection study (`profuser.demo.selection`), whose
 arms fuse the same budget of rows curated from the world's candidate pool by each
-selection rule, paired with its ``random`` arm. The studies run on the first seed only unless ``study_seeds``
-names more: five more trainings a seed would take the full demo past its time budget. Every run is an
-ordinary run directory, so an interrupted demo resumes where it stopped.
+selection rule, paired with its ``random`` arm; the implicit-fusion study
+(`profuser.demo.implicit`) on every seed; with ``scaling``, the source-scaling study
+(`profuser.demo.scaling`). The other studies run on the first seed only unless
+``study_seeds`` names more: more trainings a seed would take the full demo past its time
+budget. Every run is an ordinary run directory, so an interrupted demo resumes where it
+stopped.
 
 The summary also carries each study's per-skill transfer over seeds (``transfer``,
 see `profuser.demo.summary`) and, for the main runs, intervals pooled over seeds
@@ -91,10 +94,12 @@ def plan(
     scaling: bool = False,
 ) -> DemoPlan:
     """The runs of a quick or full demo, in order; the studies run for ``study_seeds``
-    (default: the first of ``seeds``). ``select_rows``: the selection study's budget of
+    (default: the implicit-fusion study for every seed, since it compares implicit with
+    explicit fusion over the demo's seeds; the other studies for the first). ``select_rows``: the selection study's budget of
     fusion rows (the fusion set's size; None leaves the study out). ``scaling``: add the
     source-scaling study (`profuser.demo.scaling`; full demo only)."""
     p = DemoPlan()
+    implicit_seeds = seeds if study_seeds is None else study_seeds
     study_seeds = seeds[:1] if study_seeds is None else study_seeds
     base = [*(QUICK if quick else []), *extra]
     single = ["variants=[]", "merges=[]"]  # studies train ProFuser alone
@@ -104,9 +109,10 @@ def plan(
         p.runs.append(("main", out / f"seed-{s}", [*base, f"seed={s}"], None))
     # The longest study runs first, so that with several jobs the demo does not end on
     # one long run while the other cores wait.
-    for s in [] if quick else study_seeds:
+    for s in [] if quick else implicit_seeds:
         overrides = [*base, f"seed={s}", *implicit_overrides()]
         p.runs.append((IMPLICIT_LABEL, out / f"implicit-seed-{s}", overrides, None))
+    for s in [] if quick else study_seeds:
         for rule in SELECT_ARMS if select_rows else ():  # random: the main run
             overrides = [*base, f"seed={s}", *select_overrides(rule, select_rows), *single]
             p.runs.append(

@@ -45,7 +45,10 @@ def test_plan_quick_and_full() -> None:
         "sources-FuseMPT-seed-0",
         "sources-FuseLlama-seed-0",
         "lora-seed-0",
+        # the implicit-fusion study compares with ProFuser over the demo's seeds
         "implicit-seed-0",
+        "implicit-seed-1",
+        "implicit-seed-2",
     }
     lora = [r[2] for r in f.runs if r[0] == "train:lora"][0]
     assert any(o.startswith("train.lora=") for o in lora) and "variants=[]" in lora
