@@ -6,7 +6,6 @@ tied embeddings)."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from transformers import (
     GemmaConfig,
@@ -23,27 +22,26 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-if TYPE_CHECKING:
-    from profuser.world.build import WorldSpec
-
 ARCHITECTURES = ("llama", "mpt", "gpt_neox", "qwen2", "gemma")
 
 
-def source_model(arch: str, tok: PreTrainedTokenizerBase, spec: WorldSpec) -> PreTrainedModel:
-    """A freshly initialised source of ``arch`` sized by ``spec`` (a `WorldSpec`: hidden size,
-    layers) for the vocabulary of ``tok``."""
+def source_model(
+    arch: str, tok: PreTrainedTokenizerBase, hidden: int, layers: int
+) -> PreTrainedModel:
+    """A freshly initialised source of ``arch`` with ``hidden`` units and ``layers`` layers
+    for the vocabulary of ``tok``."""
     ids = {
         "bos_token_id": tok.bos_token_id,
         "eos_token_id": tok.eos_token_id,
         "pad_token_id": tok.pad_token_id,
     }
-    h = spec.hidden
+    h = hidden
     if arch == "llama":
         cfg = LlamaConfig(
             vocab_size=len(tok),
             hidden_size=h,
             intermediate_size=3 * h,
-            num_hidden_layers=spec.layers,
+            num_hidden_layers=layers,
             num_attention_heads=4,
             num_key_value_heads=4,
             max_position_embeddings=1024,
@@ -57,7 +55,7 @@ def source_model(arch: str, tok: PreTrainedTokenizerBase, spec: WorldSpec) -> Pr
             vocab_size=64 * math.ceil(len(tok) / 64) + 64,
             d_model=h,
             n_heads=4,
-            n_layers=spec.layers,
+            n_layers=layers,
             expansion_ratio=3,
             max_seq_len=1024,
             **ids,
@@ -68,7 +66,7 @@ def source_model(arch: str, tok: PreTrainedTokenizerBase, spec: WorldSpec) -> Pr
             vocab_size=len(tok),
             hidden_size=h,
             num_attention_heads=4,
-            num_hidden_layers=spec.layers,
+            num_hidden_layers=layers,
             intermediate_size=3 * h,
             max_position_embeddings=1024,
             tie_word_embeddings=False,
@@ -80,7 +78,7 @@ def source_model(arch: str, tok: PreTrainedTokenizerBase, spec: WorldSpec) -> Pr
             vocab_size=len(tok),
             hidden_size=h,
             intermediate_size=3 * h,
-            num_hidden_layers=spec.layers,
+            num_hidden_layers=layers,
             num_attention_heads=4,
             num_key_value_heads=2,  # grouped-query attention, as in Qwen2
             max_position_embeddings=1024,
@@ -93,7 +91,7 @@ def source_model(arch: str, tok: PreTrainedTokenizerBase, spec: WorldSpec) -> Pr
             vocab_size=len(tok),
             hidden_size=h,
             intermediate_size=3 * h,
-            num_hidden_layers=spec.layers,
+            num_hidden_layers=layers,
             num_attention_heads=4,
             num_key_value_heads=1,  # multi-query attention, as in Gemma-2B
             head_dim=h // 4,

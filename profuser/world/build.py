@@ -287,7 +287,7 @@ def build_world(
         tok = tokenizers[key]
         tok.chat_template = tpl
         torch.manual_seed(spec.seed * 1000 + i)
-        model = source_model(src.arch, tok, spec)
+        model = source_model(src.arch, tok, spec.hidden, spec.layers)
         data = source_examples(src, spec)
         start = time.perf_counter()
         losses[src.name] = train_source(model, tok, data, spec, f"train {src.name}")

@@ -132,7 +132,7 @@ def test_a_batch_in_micro_batches_has_the_whole_batchs_gradient(mini_world: Path
         turn = encode_turn(tok, ex.system, ex.instruction, answer)
         batch.append((turn.input_ids, [-100] * len(turn.prompt_ids) + turn.answer_ids))
     torch.manual_seed(0)
-    model = source_model(src.arch, tok, MINI_SPEC)
+    model = source_model(src.arch, tok, MINI_SPEC.hidden, MINI_SPEC.layers)
     ids, att, lab = _pad(batch, tok.pad_token_id)
     reference = model(input_ids=ids, attention_mask=att, labels=lab).loss
     reference.backward()
