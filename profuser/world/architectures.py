@@ -36,19 +36,6 @@ def source_model(
         "pad_token_id": tok.pad_token_id,
     }
     h = hidden
-    if arch == "llama":
-        cfg = LlamaConfig(
-            vocab_size=len(tok),
-            hidden_size=h,
-            intermediate_size=3 * h,
-            num_hidden_layers=layers,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            max_position_embeddings=1024,
-            tie_word_embeddings=False,
-            **ids,
-        )
-        return LlamaForCausalLM(cfg)
     if arch == "mpt":
         # Like the real MPT, the embedding is padded past the tokenizer's size.
         cfg = MptConfig(
@@ -61,42 +48,26 @@ def source_model(
             **ids,
         )
         return MptForCausalLM(cfg)
+    # The other families name their sizes alike; each adds its own attention and embeddings.
+    common = {
+        "vocab_size": len(tok),
+        "hidden_size": h,
+        "intermediate_size": 3 * h,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 1024,
+        **ids,
+    }
+    if arch == "llama":
+        return LlamaForCausalLM(
+            LlamaConfig(**common, num_key_value_heads=4, tie_word_embeddings=False)
+        )
     if arch == "gpt_neox":
-        cfg = GPTNeoXConfig(
-            vocab_size=len(tok),
-            hidden_size=h,
-            num_attention_heads=4,
-            num_hidden_layers=layers,
-            intermediate_size=3 * h,
-            max_position_embeddings=1024,
-            tie_word_embeddings=False,
-            **ids,
+        return GPTNeoXForCausalLM(GPTNeoXConfig(**common, tie_word_embeddings=False))
+    if arch == "qwen2":  # grouped-query attention, as in Qwen2
+        return Qwen2ForCausalLM(
+            Qwen2Config(**common, num_key_value_heads=2, tie_word_embeddings=False)
         )
-        return GPTNeoXForCausalLM(cfg)
-    if arch == "qwen2":
-        cfg = Qwen2Config(
-            vocab_size=len(tok),
-            hidden_size=h,
-            intermediate_size=3 * h,
-            num_hidden_layers=layers,
-            num_attention_heads=4,
-            num_key_value_heads=2,  # grouped-query attention, as in Qwen2
-            max_position_embeddings=1024,
-            tie_word_embeddings=False,
-            **ids,
-        )
-        return Qwen2ForCausalLM(cfg)
-    if arch == "gemma":
-        cfg = GemmaConfig(
-            vocab_size=len(tok),
-            hidden_size=h,
-            intermediate_size=3 * h,
-            num_hidden_layers=layers,
-            num_attention_heads=4,
-            num_key_value_heads=1,  # multi-query attention, as in Gemma-2B
-            head_dim=h // 4,
-            max_position_embeddings=1024,
-            **ids,  # Gemma ties its embeddings (its default)
-        )
-        return GemmaForCausalLM(cfg)
+    if arch == "gemma":  # multi-query attention as in Gemma-2B; tied embeddings (its default)
+        return GemmaForCausalLM(GemmaConfig(**common, num_key_value_heads=1, head_dim=h // 4))
     raise ValueError(f"unknown architecture {arch!r}")

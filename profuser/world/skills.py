@@ -135,7 +135,7 @@ def generate_examples(
     if partition not in PARTITIONS:
         raise ValueError(f"unknown partition {partition!r}; use one of {PARTITIONS}")
     rng = random.Random(f"{seed}-{split}")
-    weights = skills or {name: 1.0 for name in SKILLS}
+    weights = skills or skill_weights(SKILLS)
     names = sorted(weights)
     probs = [weights[k] for k in names]
     return [make_example(rng.choices(names, probs)[0], rng, i, split, partition) for i in range(n)]

@@ -70,6 +70,42 @@ def _add_byte_fallback(tok: Tokenizer) -> Tokenizer:
     return Tokenizer.from_str(json.dumps(spec))
 
 
+def _byte_level_bpe(
+    texts: list[str],
+    vocab_size: int,
+    specials: list[str],
+    pre: pre_tokenizers.PreTokenizer,
+    norm: normalizers.Normalizer | None = None,
+) -> Tokenizer:
+    """Byte-level BPE (every byte in the initial alphabet) behind ``pre`` and ``norm``."""
+    tok = Tokenizer(models.BPE())
+    if norm is not None:
+        tok.normalizer = norm
+    tok.pre_tokenizer = pre
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+def _train_with_byte_fallback(
+    tok: Tokenizer, texts: list[str], vocab_size: int, specials: list[str]
+) -> Tokenizer:
+    """Train the BPE ``tok`` to leave room for the 256 byte tokens, then append them."""
+    trainer = trainers.BpeTrainer(
+        vocab_size=max(vocab_size - 256, len(specials) + 64),
+        special_tokens=specials,
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    return _add_byte_fallback(tok)
+
+
 def _gemma_bpe(texts: list[str], vocab_size: int, specials: list[str], unk: str) -> Tokenizer:
     """Gemma's pipeline: spaces become ``▁`` in the normaliser and no pre-tokeniser splits
     the text. Merges are learnt on ``▁``-led words and single digits (SentencePiece keeps
@@ -83,13 +119,8 @@ def _gemma_bpe(texts: list[str], vocab_size: int, specials: list[str], unk: str)
             pre_tokenizers.Digits(individual_digits=True),
         ]
     )
-    trainer = trainers.BpeTrainer(
-        vocab_size=max(vocab_size - 256, len(specials) + 64),
-        special_tokens=specials,
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer)
-    spec = json.loads(_add_byte_fallback(tok).to_str())
+    tok = _train_with_byte_fallback(tok, texts, vocab_size, specials)
+    spec = json.loads(tok.to_str())
     spec["pre_tokenizer"] = None
     tok = Tokenizer.from_str(json.dumps(spec))
     tok.decoder = decoders.Sequence(
@@ -148,16 +179,8 @@ def build_tokenizer(
     special_list = list(dict.fromkeys([*specials.values(), *extra_special_tokens]))
     texts = list(texts)
     if kind == "byte_bpe":
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-        tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size,
-            special_tokens=special_list,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=False,
-        )
-        tok.train_from_iterator(texts, trainer)
+        pre = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        tok = _byte_level_bpe(texts, vocab_size, special_list, pre)
     elif kind == "metaspace_bpe":
         tok = Tokenizer(models.BPE(unk_token=specials["unk_token"]))
         tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
@@ -169,31 +192,15 @@ def build_tokenizer(
                 decoders.Strip(" ", 1, 0),
             ]
         )
-        # Leave room for the 256 byte tokens appended below.
-        trainer = trainers.BpeTrainer(
-            vocab_size=max(vocab_size - 256, len(special_list) + 64),
-            special_tokens=special_list,
-            show_progress=False,
-        )
-        tok.train_from_iterator(texts, trainer)
-        tok = _add_byte_fallback(tok)
+        tok = _train_with_byte_fallback(tok, texts, vocab_size, special_list)
     elif kind == "digit_byte_bpe":
-        tok = Tokenizer(models.BPE())
-        tok.normalizer = normalizers.NFC()
-        tok.pre_tokenizer = pre_tokenizers.Sequence(
+        pre = pre_tokenizers.Sequence(
             [
                 pre_tokenizers.Split(Regex(DIGIT_SPLIT), behavior="isolated"),
                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
             ]
         )
-        tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size,
-            special_tokens=special_list,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=False,
-        )
-        tok.train_from_iterator(texts, trainer)
+        tok = _byte_level_bpe(texts, vocab_size, special_list, pre, normalizers.NFC())
     elif kind == "gemma_bpe":
         tok = _gemma_bpe(texts, vocab_size, special_list, specials["unk_token"])
     else:
