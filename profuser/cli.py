@@ -174,8 +174,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         plan(out, args.quick, seeds, [], args.study_seeds, 1, scaling).runs, args.only
     )
     # The world the chosen runs fuse: the extended one where only the scaling study runs.
-    first = chosen[0] if chosen and all(r[0].startswith("scale:") for r in chosen) else None
-    world_cfg = demo_config(cfg_path, [*args.overrides, *first[2]], first[3]) if first else None
+    scale_run = chosen[0] if chosen and all(r[0].startswith("scale:") for r in chosen) else None
+    world_cfg = (
+        demo_config(cfg_path, [*args.overrides, *scale_run[2]], scale_run[3]) if scale_run else None
+    )
     _, world_dir = materialize_world(world_cfg or load_config(cfg_path, args.overrides))
     _print_accuracy(world_dir)
     run_demo(

@@ -95,9 +95,10 @@ def plan(
 ) -> DemoPlan:
     """The runs of a quick or full demo, in order; the studies run for ``study_seeds``
     (default: the implicit-fusion study for every seed, since it compares implicit with
-    explicit fusion over the demo's seeds; the other studies for the first). ``select_rows``: the selection study's budget of
-    fusion rows (the fusion set's size; None leaves the study out). ``scaling``: add the
-    source-scaling study (`profuser.demo.scaling`; full demo only)."""
+    explicit fusion over the demo's seeds; the other studies for the first).
+    ``select_rows``: the selection study's budget of fusion rows (the fusion set's size;
+    None leaves the study out). ``scaling``: add the source-scaling study
+    (`profuser.demo.scaling`; full demo only)."""
     p = DemoPlan()
     implicit_seeds = seeds if study_seeds is None else study_seeds
     study_seeds = seeds[:1] if study_seeds is None else study_seeds

@@ -19,7 +19,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-from profuser.demo.summary import interval_text, mean_std, study_average, study_intervals
+from profuser.demo.summary import (
+    interval_text,
+    mean_std,
+    ms_text,
+    profuser_transfer,
+    study_average,
+    study_intervals,
+)
 from profuser.io import read_json
 
 PREFIX = "scale:"
@@ -65,12 +72,6 @@ def scaling_facts(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def _transfer(result: dict, key: str) -> float | None:
-    row = ((result.get("transfer") or {}).get("variants") or {}).get("variant-profuser") or {}
-    v = row.get(key)
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-
-
 def scaling_summary(
     results: dict[str, list[dict]], profuser: dict[str, dict[int, dict]]
 ) -> dict[str, dict[str, Any]]:
@@ -89,8 +90,8 @@ def scaling_summary(
         row: dict[str, Any] = {
             "models": n,
             "seeds": len(runs),
-            "median_takeover": mean_std([_transfer(r, "median_takeover") for r in runs]),
-            "median_retained": mean_std([_transfer(r, "median_retained") for r in runs]),
+            "median_takeover": mean_std([profuser_transfer(r, "median_takeover") for r in runs]),
+            "median_retained": mean_std([profuser_transfer(r, "median_retained") for r in runs]),
             **{
                 k: mean_std([f.get(k) for f in facts])
                 for k in ("seconds", "train_seconds", "teacher_seconds", "stored_bytes")
@@ -128,10 +129,10 @@ def scaling_markdown(summary: dict) -> list[str]:
         vs = row.get("vs_smaller")
         vs_text = f"{interval_text(vs)} (vs {vs['than'][len(PREFIX) :]})" if vs else "–"
         lines.append(
-            f"| {n} | {others} | {_num(study_average(summary.get(label, {})), 100, 1)} "
-            f"| {_num(row['median_takeover'], 100, 1)} | {_num(row['median_retained'], 100, 1)} "
-            f"| {_num(row['seconds'], 1, 0)} | {_num(row['train_seconds'], 1, 0)} "
-            f"| {_num(row['stored_bytes'], 1e-6, 1)} | {vs_text} |"
+            f"| {n} | {others} | {ms_text(study_average(summary.get(label, {})), 100, 1)} "
+            f"| {ms_text(row['median_takeover'], 100, 1)} | {ms_text(row['median_retained'], 100, 1)} "
+            f"| {ms_text(row['seconds'], 1, 0)} | {ms_text(row['train_seconds'], 1, 0)} "
+            f"| {ms_text(row['stored_bytes'], 1e-6, 1)} | {vs_text} |"
         )
     return [*lines, "", *_per_skill(summary, sizes), ""]
 
@@ -193,9 +194,3 @@ def scaling_figure(summary: dict, path: Path) -> None:
         "median takeover (%)": [100 * row["median_takeover"][0] for row in sizes.values()],
     }
     line_figure(xs, series, "models fused (the target included)", path)
-
-
-def _num(ms: Any, scale: float, digits: int) -> str:
-    if not ms or ms[0] is None or math.isnan(ms[0]):
-        return "–"
-    return f"{scale * ms[0]:,.{digits}f} ± {scale * ms[1]:,.{digits}f}"

@@ -13,11 +13,17 @@ cost (teacher forwards on the pool).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
-from profuser.demo.summary import interval_text, mean_std, study_average, study_intervals
+from profuser.demo.summary import (
+    interval_text,
+    mean_std,
+    ms_text,
+    profuser_transfer,
+    study_average,
+    study_intervals,
+)
 from profuser.io import read_json
 from profuser.world.pool import POOL_FILE
 
@@ -78,12 +84,6 @@ def with_random_arm(
     return out
 
 
-def _takeover(result: dict) -> float | None:
-    row = ((result.get("transfer") or {}).get("variants") or {}).get("variant-profuser") or {}
-    v = row.get("median_takeover")
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-
-
 def selection_summary(
     results: dict[str, list[dict]], profuser: dict[str, dict[int, dict]]
 ) -> dict[str, dict[str, Any]]:
@@ -96,7 +96,7 @@ def selection_summary(
     for label, runs in results.items():
         if not label.startswith(PREFIX):
             continue
-        takeover = [_takeover(r) for r in runs]
+        takeover = [profuser_transfer(r, "median_takeover") for r in runs]
         facts = [r.get("selection") or {} for r in runs]
         steps = [f.get("steps") for f in facts]
         per_step = [
@@ -136,9 +136,9 @@ def selection_markdown(summary: dict) -> list[str]:
         avg = study_average(summary.get(label, {}))
         per_step = arm["takeover_per_step"]
         lines.append(
-            f"| {label[len(PREFIX) :]} | {_pct(avg)} | {_pct(arm['median_takeover'])} "
-            f"| {_num(per_step, 100 * 100, 2)} | {_num(arm['steps'], 1, 0)} "
-            f"| {_num(arm['teacher_forwards'], 1, 0)} "
+            f"| {label[len(PREFIX) :]} | {ms_text(avg, 100, 1)} | {ms_text(arm['median_takeover'], 100, 1)} "
+            f"| {ms_text(per_step, 100 * 100, 2)} | {ms_text(arm['steps'], 1, 0)} "
+            f"| {ms_text(arm['teacher_forwards'], 1, 0)} "
             f"| {interval_text(arm.get('vs_random')) if label != BASELINE else '–'} |"
         )
     return [*lines, ""]
@@ -162,13 +162,3 @@ def selection_figures(summary: dict, out: Path) -> None:
         "median takeover (%)",
         out / "fig_select_takeover.png",
     )
-
-
-def _pct(ms: Any) -> str:
-    return _num(ms, 100, 1)
-
-
-def _num(ms: Any, scale: float, digits: int) -> str:
-    if not ms or ms[0] is None or math.isnan(ms[0]):
-        return "–"
-    return f"{scale * ms[0]:,.{digits}f} ± {scale * ms[1]:,.{digits}f}"

@@ -171,6 +171,21 @@ def study_average(study: Mapping[str, Any], name: str = "profuser") -> tuple[flo
     return (math.nan, math.nan)
 
 
+def profuser_transfer(result: Mapping[str, Any], key: str) -> float | None:
+    """ProFuser's ``key`` (``median_takeover``, ``median_retained``...) in one run's
+    ``results.json`` transfer table; None where it is missing or NaN."""
+    row = ((result.get("transfer") or {}).get("variants") or {}).get("variant-profuser") or {}
+    v = row.get(key)
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def ms_text(ms: Sequence[float | None] | None, scale: float, digits: int) -> str:
+    """``78.8 ± 0.8`` for a ``[mean, std]`` times ``scale`` (``–`` where there is none)."""
+    if not ms or ms[0] is None or math.isnan(ms[0]):
+        return "–"
+    return f"{scale * ms[0]:,.{digits}f} ± {scale * ms[1]:,.{digits}f}"
+
+
 def interval_text(d: Mapping[str, Any] | None) -> str:
     """``+1.23 [+0.45, +2.01]: held`` (points) for a :func:`study_intervals` result."""
     if not d:
